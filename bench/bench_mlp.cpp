@@ -1,0 +1,82 @@
+// Google Benchmark: the MLP 784-256-128-10 of the examples.
+//   W1  training step, SGD momentum, batch 64 (items/s = samples/s)
+//   W2  inference, batch 1 (latency) and batch 256 (throughput)
+//   the dense kernels' GFLOP/s at the MLP's shapes and a single-core FMA peak, for context.
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include <graft/graft.hpp>
+
+namespace g = graft;
+
+using mlp = g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
+using net_t = g::model<mlp, g::classifier<10>>;
+
+namespace {
+template <class T> void fill(T* p, std::size_t n, std::uint64_t seed) {
+  g::splitmix64 rng(seed);
+  for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<T>(rng.uniform01());
+}
+
+void BM_W1_train_step_batch64(benchmark::State& state) {
+  auto net = g::make_model<net_t>(g::seed{0});
+  auto t = std::make_unique<g::trainer<net_t, 64, g::sgd>>(*net, g::sgd{.lr = 0.01f, .momentum = 0.9f});
+  fill(t->input(), 64 * 784, 1);
+  std::vector<std::int32_t> y(64);
+  for (std::size_t i = 0; i < 64; ++i) y[i] = static_cast<std::int32_t>(i % 10);
+  for (auto _ : state) benchmark::DoNotOptimize(t->step(y.data(), 64));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 64);
+}
+BENCHMARK(BM_W1_train_step_batch64);
+
+template <std::size_t B> void BM_W2_inference(benchmark::State& state) {
+  auto net = g::make_model<net_t>(g::seed{0});
+  auto r = std::make_unique<g::runner<net_t, B>>();
+  std::vector<float> x(B * 784);
+  fill(x.data(), x.size(), 2);
+  for (auto _ : state) {
+    std::copy(x.begin(), x.end(), r->input());
+    benchmark::DoNotOptimize(r->forward(*net, B));
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(B));
+}
+BENCHMARK(BM_W2_inference<1>)->Name("BM_W2_inference_batch1");
+BENCHMARK(BM_W2_inference<256>)->Name("BM_W2_inference_batch256");
+
+template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_gemm(benchmark::State& state) {
+  std::vector<float> a(M * K), b(K * N), c(M * N);
+  fill(a.data(), a.size(), 3);
+  fill(b.data(), b.size(), 4);
+  for (auto _ : state) {
+    g::kernels::gemm_bcast<N>(M, K, a.data(), K, 1, b.data(), c.data(), false);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_W5_gemm<64, 784, 256>)->Name("BM_W5_gemm_64x784x256");
+BENCHMARK(BM_W5_gemm<64, 256, 128>)->Name("BM_W5_gemm_64x256x128");
+BENCHMARK(BM_W5_gemm<1, 784, 256>)->Name("BM_W5_gemm_1x784x256");
+
+// The single-core FMA peak: independent accumulators so that the FMA units never wait.
+void BM_W5_fma_peak(benchmark::State& state) {
+  using batch = xsimd::batch<float>;
+  constexpr int chains = 12;
+  batch acc[chains];
+  for (int i = 0; i < chains; ++i) acc[i] = batch(static_cast<float>(i));
+  const batch x(0.999999f), y(1e-7f);
+  for (auto _ : state) {
+    for (int r = 0; r < 1000; ++r)
+      for (int i = 0; i < chains; ++i) acc[i] = xsimd::fma(acc[i], x, y);
+    benchmark::DoNotOptimize(acc);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2.0 * batch::size * chains * 1000 * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_W5_fma_peak);
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,118 @@
+// Element-wise layers: relu, leaky_relu, tanh, sigmoid, and flatten. Shape-preserving (flatten
+// changes only the shape type); no parameters.
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <string>
+
+#include "graft/layers/layer.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+namespace detail {
+// Fn gives f(x) and f'(x) expressed through the output y = f(x) (relu, tanh, sigmoid all can).
+template <class T, class In, class Fn> class elementwise_layer {
+ public:
+  using scalar = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t parameter_count = 0;
+  static constexpr std::array<param_desc, 0> params{};
+  static constexpr std::size_t size = In::size;
+
+  static std::string name() { return Fn::name(); }
+  T* param(std::size_t) noexcept { return nullptr; }
+  const T* param(std::size_t) const noexcept { return nullptr; }
+  void init(splitmix64&) noexcept {}
+
+  void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    const std::size_t n = rows * size;
+    for (std::size_t i = 0; i < n; ++i) y[i] = Fn::f(x[i]);
+  }
+  template <bool InputGrad, unsigned>
+  void backward(const T* /*x*/, const T* y, const T* dy, T* dx, T* const*,
+                std::size_t rows) const noexcept {
+    if constexpr (InputGrad) {
+      const std::size_t n = rows * size;
+      for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] * Fn::df_from_y(y[i]);
+    }
+  }
+};
+
+template <class Fn> struct elementwise_spec {
+  using expects = diagnostics::expects_any_shape;
+  template <class In> static constexpr bool accepts = Shape<In>;
+  template <class T, class In> using bind = elementwise_layer<T, In, Fn>;
+};
+
+struct relu_fn {
+  static std::string name() { return "relu"; }
+  // NaN propagates (x < 0 is false for NaN), as in PyTorch: a NaN input is not silently zeroed.
+  template <class T> static T f(T x) noexcept { return x < T(0) ? T(0) : x; }
+  template <class T> static T df_from_y(T y) noexcept { return y > T(0) ? T(1) : T(0); }
+};
+template <double Slope> struct leaky_relu_fn {
+  static_assert(Slope > 0.0, "graft: leaky_relu needs a positive slope (its derivative is read "
+                             "from the sign of the output)");
+  static std::string name() { return "leaky_relu<" + std::to_string(Slope) + ">"; }
+  template <class T> static T f(T x) noexcept { return x < T(0) ? static_cast<T>(Slope) * x : x; }
+  template <class T> static T df_from_y(T y) noexcept {
+    return y > T(0) ? T(1) : static_cast<T>(Slope);
+  }
+};
+struct tanh_fn {
+  static std::string name() { return "tanh"; }
+  template <class T> static T f(T x) noexcept { return std::tanh(x); }
+  template <class T> static T df_from_y(T y) noexcept { return T(1) - y * y; }
+};
+struct sigmoid_fn {
+  static std::string name() { return "sigmoid"; }
+  template <class T> static T f(T x) noexcept {
+    // Stable for large |x|: never exponentiates a large positive number.
+    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
+    const T e = std::exp(x);
+    return e / (T(1) + e);
+  }
+  template <class T> static T df_from_y(T y) noexcept { return y * (T(1) - y); }
+};
+}  // namespace detail
+
+// Distinct types (not aliases) so that diagnostics print "graft::relu", not the detail template.
+struct relu : detail::elementwise_spec<detail::relu_fn> {};
+/// leaky_relu_slope<0.1>: x for x > 0, Slope * x otherwise.
+template <double Slope> struct leaky_relu_slope : detail::elementwise_spec<detail::leaky_relu_fn<Slope>> {};
+struct leaky_relu : leaky_relu_slope<0.01> {};
+struct tanh : detail::elementwise_spec<detail::tanh_fn> {};
+struct sigmoid : detail::elementwise_spec<detail::sigmoid_fn> {};
+
+template <class T, class In> class flatten_layer {
+ public:
+  using scalar = T;
+  using input_shape = In;
+  using output_shape = shape<In::size>;
+  static constexpr std::size_t parameter_count = 0;
+  static constexpr std::array<param_desc, 0> params{};
+
+  static std::string name() { return "flatten"; }
+  T* param(std::size_t) noexcept { return nullptr; }
+  const T* param(std::size_t) const noexcept { return nullptr; }
+  void init(splitmix64&) noexcept {}
+  void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    std::memcpy(y, x, rows * In::size * sizeof(T));
+  }
+  template <bool InputGrad, unsigned>
+  void backward(const T*, const T*, const T* dy, T* dx, T* const*, std::size_t rows) const noexcept {
+    if constexpr (InputGrad) std::memcpy(dx, dy, rows * In::size * sizeof(T));
+  }
+};
+
+/// Reshapes any input to a flat vector (row-major order).
+struct flatten {
+  using expects = diagnostics::expects_any_shape;
+  template <class In> static constexpr bool accepts = Shape<In>;
+  template <class T, class In> using bind = flatten_layer<T, In>;
+};
+
+GRAFT_END_NAMESPACE

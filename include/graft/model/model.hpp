@@ -1,0 +1,166 @@
+// model<Backbone, Head, T>: parameters only (no activations, no optimizer state): what a model
+// costs at inference is its parameters plus the buffers of whoever runs it. make_model allocates
+// it on the heap so that a large model never sits on the stack; static storage works too.
+#pragma once
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <type_traits>
+
+#include "graft/model/heads.hpp"
+#include "graft/model/stack.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+namespace detail {
+template <class Backbone, class Head, bool Ok = Backbone::valid> struct head_binding {
+  using type = dense_layer<float, 1, 1, init::pytorch>;  // backbone already diagnosed
+};
+template <class Backbone, class Head> struct head_binding<Backbone, Head, true> {
+  using got = typename Backbone::output_shape;
+  static constexpr bool diagnose() {
+    if constexpr (!Head::template accepts<got>)
+      return sizeof(error::head_input_mismatch<layer_index<Backbone::layer_count>, Head,
+                                               typename Head::expects, got>) == 0;
+    else return true;
+  }
+  static constexpr bool ok = diagnose();
+  using type = std::conditional_t<ok, got, shape<got::size>>;
+};
+}  // namespace detail
+
+template <class Backbone, class H, class T = float> class model {
+  static_assert(is_stack<Backbone>::value, "graft: model<Backbone, Head>: Backbone must be a stack<...>");
+  static_assert(Head<H>, "graft: model<Backbone, Head>: Head must be a head such as classifier<10>");
+  static_assert(std::is_floating_point_v<T>, "graft: the scalar type must be float or double");
+
+ public:
+  using backbone_type = Backbone;
+  using head_type = H;
+  using scalar = T;
+  using input_shape = typename Backbone::input_shape;
+  using feature_shape = typename detail::head_binding<Backbone, H>::type;
+  using backbone_layers = typename Backbone::template layers<T>;
+  using head_layer = typename H::layer_spec::template bind<T, feature_shape>;
+  using output_shape = typename head_layer::output_shape;
+  using loss = typename H::loss;
+
+  /// Layers in order: the backbone's, then the head's dense layer (index backbone_layer_count).
+  static constexpr std::size_t backbone_layer_count = Backbone::layer_count;
+  static constexpr std::size_t layer_count = backbone_layer_count + 1;
+  static constexpr std::size_t head_index = backbone_layer_count;
+
+  static constexpr std::size_t parameter_count =
+      Backbone::template parameter_count_of<T> + head_layer::parameter_count;
+  static constexpr std::size_t parameter_bytes = parameter_count * sizeof(T);
+
+  template <std::size_t I> using layer_type =
+      std::conditional_t<(I < backbone_layer_count),
+                         typename backbone_layers::template type<(I < backbone_layer_count ? I : 0)>,
+                         head_layer>;
+
+  template <std::size_t I> auto& layer() noexcept {
+    static_assert(I < layer_count, "graft: layer index out of range");
+    if constexpr (I < backbone_layer_count) return backbone_.template get<I>();
+    else return head_;
+  }
+  template <std::size_t I> const auto& layer() const noexcept {
+    static_assert(I < layer_count, "graft: layer index out of range");
+    if constexpr (I < backbone_layer_count) return backbone_.template get<I>();
+    else return head_;
+  }
+  head_layer& head() noexcept { return head_; }
+  const head_layer& head() const noexcept { return head_; }
+
+  /// Calls f(layer_index_constant, layer) for every layer, backbone first.
+  template <class F> void for_each_layer(F&& f) {
+    meta::static_for<layer_count>([&](auto i) { f(i, layer<decltype(i)::value>()); });
+  }
+  template <class F> void for_each_layer(F&& f) const {
+    meta::static_for<layer_count>([&](auto i) { f(i, layer<decltype(i)::value>()); });
+  }
+
+  /// Calls f(layer_index, param_index, role, T* data, size) for every parameter tensor.
+  template <class F> void for_each_parameter(F&& f) {
+    for_each_layer([&](auto i, auto& l) {
+      using L = std::remove_cvref_t<decltype(l)>;
+      for (std::size_t j = 0; j < L::params.size(); ++j)
+        f(decltype(i)::value, j, L::params[j].kind, l.param(j), L::params[j].size);
+    });
+  }
+  template <class F> void for_each_parameter(F&& f) const {
+    for_each_layer([&](auto i, const auto& l) {
+      using L = std::remove_cvref_t<decltype(l)>;
+      for (std::size_t j = 0; j < L::params.size(); ++j)
+        f(decltype(i)::value, j, L::params[j].kind, l.param(j), L::params[j].size);
+    });
+  }
+
+  /// Initialises every layer; layer i draws from its own stream of the seed, so the backbone's
+  /// initial weights do not depend on the head, and a head's do not depend on the backbone.
+  void initialize(seed s) {
+    for_each_layer([&](auto i, auto& l) {
+      auto rng = splitmix64::stream(s, decltype(i)::value == head_index ? 0xEADULL : decltype(i)::value);
+      l.init(rng);
+    });
+  }
+  void initialize_head(seed s) {
+    auto rng = splitmix64::stream(s, 0xEADULL);
+    head_.init(rng);
+  }
+
+  /// Architecture description: layer names and shapes, used for fingerprints and messages.
+  static std::string backbone_description() {
+    std::string s = "input<" + input_shape::str() + ">";
+    meta::static_for<backbone_layer_count>([&](auto i) {
+      using L = layer_type<decltype(i)::value>;
+      s += " " + L::name() + ":" + L::output_shape::str();
+    });
+    return s;
+  }
+  static std::string head_description() {
+    return H::name() + ":" + feature_shape::str() + "->" + output_shape::str();
+  }
+  static std::string description() { return backbone_description() + " | " + head_description(); }
+
+  backbone_layers& backbone() noexcept { return backbone_; }
+  const backbone_layers& backbone() const noexcept { return backbone_; }
+
+ private:
+  backbone_layers backbone_;
+  head_layer head_;
+};
+
+template <class M> struct is_model : std::false_type {};
+template <class B, class H, class T> struct is_model<model<B, H, T>> : std::true_type {};
+template <class M>
+concept Model = is_model<std::remove_cvref_t<M>>::value;
+
+/// Allocates a model (aligned, on the heap) and initialises it from the seed.
+template <class M> std::unique_ptr<M> make_model(seed s = {}) {
+  static_assert(is_model<M>::value, "graft: make_model<M>: M must be a graft::model<...>");
+  auto m = std::make_unique<M>();
+  m->initialize(s);
+  return m;
+}
+
+/// The model type with the same backbone and scalar and another head.
+template <class M, class NewHead> struct with_head;
+template <class B, class H, class T, class NewHead> struct with_head<model<B, H, T>, NewHead> {
+  using type = model<B, NewHead, T>;
+};
+template <class M, class NewHead> using with_head_t = typename with_head<M, NewHead>::type;
+
+/// A model with net's backbone weights and a freshly initialised NewHead (seeded). The old model
+/// is consumed; nothing of the backbone is retyped or re-declared.
+template <class NewHead, class B, class H, class T>
+std::unique_ptr<model<B, NewHead, T>> attach(std::unique_ptr<model<B, H, T>> net, seed s = {}) {
+  auto out = std::make_unique<model<B, NewHead, T>>();
+  out->backbone() = net->backbone();
+  out->initialize_head(s);
+  return out;
+}
+
+GRAFT_END_NAMESPACE

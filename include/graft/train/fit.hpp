@@ -1,0 +1,210 @@
+// pretrain and evaluate: the training loop over a dataset (shuffling, batching, partial last
+// batch, callbacks, progress) and the evaluation (loss, accuracy, confusion matrix).
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <ostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "graft/data/dataset.hpp"
+#include "graft/train/options.hpp"
+#include "graft/train/progress.hpp"
+#include "graft/train/trainer.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+/// What a training run reports.
+struct train_report {
+  std::size_t epochs = 0;
+  std::size_t steps = 0;
+  std::size_t samples = 0;
+  double final_loss = 0;  ///< mean loss over the last epoch (or the run, when shorter)
+  double seconds = 0;
+  double samples_per_second() const { return seconds > 0 ? static_cast<double>(samples) / seconds : 0; }
+};
+
+namespace detail {
+inline std::string shape_string(const std::vector<std::size_t>& dims) {
+  std::string s;
+  for (auto d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  return s.empty() ? "scalar" : s;
+}
+inline std::vector<std::size_t> squeeze_leading_ones(std::vector<std::size_t> d) {
+  while (d.size() > 1 && d.front() == 1) d.erase(d.begin());
+  return d;
+}
+
+/// Refuses a dataset that does not fit the model: sample shape, label range, target size.
+template <class M> void check_dataset(const data::dataset& ds) {
+  using In = typename M::input_shape;
+  const std::vector<std::size_t> model_dims(In::dims.begin(), In::dims.end());
+  if (squeeze_leading_ones(ds.sample_shape) != squeeze_leading_ones(model_dims))
+    throw std::invalid_argument("graft: dataset '" + ds.name + "' has samples of shape " +
+                                shape_string(ds.sample_shape) + " (" +
+                                std::to_string(ds.sample_size()) + " values), but the model's input is " +
+                                In::str() + " (" + std::to_string(In::size) + " values)");
+  using H = typename M::head_type;
+  if constexpr (H::is_classifier) {
+    if (ds.labels.size() != ds.size())
+      throw std::invalid_argument("graft: dataset '" + ds.name + "' has " +
+                                  std::to_string(ds.labels.size()) + " labels for " +
+                                  std::to_string(ds.size()) + " samples");
+    for (std::size_t i = 0; i < ds.labels.size(); ++i)
+      if (ds.labels[i] < 0 || static_cast<std::size_t>(ds.labels[i]) >= H::classes)
+        throw std::invalid_argument("graft: dataset '" + ds.name + "': sample " + std::to_string(i) +
+                                    " has label " + std::to_string(ds.labels[i]) + ", but " +
+                                    H::name() + " expects labels 0.." +
+                                    std::to_string(H::classes - 1) +
+                                    " (use only_classes(...).relabeled() to map classes)");
+  } else {
+    if (ds.target_size != M::loss::target_size || ds.targets.size() != ds.size() * ds.target_size)
+      throw std::invalid_argument("graft: dataset '" + ds.name + "' has " +
+                                  std::to_string(ds.target_size) + " targets per sample, but " +
+                                  H::name() + " expects " + std::to_string(M::loss::target_size));
+  }
+}
+
+/// Copies rows idx[0..rows) of the dataset into the input buffer and their targets into tgt.
+template <class M, class T, class Target>
+void gather(const data::dataset& ds, const std::size_t* idx, std::size_t rows, T* input, Target* tgt) {
+  constexpr std::size_t n = M::input_shape::size;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* s = ds.sample(idx[r]);
+    std::copy(s, s + n, input + r * n);
+    if constexpr (M::head_type::is_classifier) {
+      tgt[r] = ds.labels[idx[r]];
+    } else {
+      constexpr std::size_t k = M::loss::target_size;
+      const float* t = ds.target(idx[r]);
+      std::copy(t, t + k, tgt + r * k);
+    }
+  }
+}
+
+/// The training loop shared by pretrain and finetune.
+template <class Policy, std::size_t B, class M, class Opt, class Before, class... Options>
+train_report fit(M& net, const data::dataset& ds, Opt opt, Before&& before_step,
+                 Options&... options) {
+  check_dataset<M>(ds);
+  if (ds.size() == 0) throw std::invalid_argument("graft: dataset '" + ds.name + "' is empty");
+  using tr = trainer<M, B, Opt, Policy>;
+  auto t = std::make_unique<tr>(net, opt);
+  const std::size_t n = ds.size();
+  const std::size_t per_epoch = (n + B - 1) / B;
+  const auto ep = option_or(epochs{0}, options...);
+  const auto st = option_or(steps{0}, options...);
+  if (ep.value == 0 && st.value == 0)
+    throw std::invalid_argument("graft: pass epochs{n} or steps{n}");
+  const std::size_t total = st.value != 0 ? st.value : ep.value * per_epoch;
+  const std::size_t n_epochs = (total + per_epoch - 1) / per_epoch;
+  const seed shuffle_seed = option_or(seed{0}, options...);
+  progress_line bar(option_or(progress{true}, options...).enabled);
+
+  std::vector<std::size_t> order(n);
+  std::vector<typename tr::target_type> targets(B * tr::target_size);
+  train_report rep;
+  std::size_t step = 0;
+  for (std::size_t e = 0; e < n_epochs && step < total; ++e) {
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    splitmix64 rng = splitmix64::stream(shuffle_seed, e);
+    for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+    double epoch_loss = 0;
+    std::size_t epoch_rows = 0;
+    for (std::size_t b = 0; b < per_epoch && step < total; ++b) {
+      const std::size_t rows = std::min(B, n - b * B);
+      gather<M>(ds, order.data() + b * B, rows, t->input(), targets.data());
+      before_step(*t, step);
+      const double loss = t->step(targets.data(), rows);
+      ++step;
+      epoch_loss += loss * static_cast<double>(rows);
+      epoch_rows += rows;
+      rep.samples += rows;
+      invoke_callbacks<is_on_step>(step_info{e, step, total, rows, loss, t->learning_rate()},
+                                   options...);
+      bar.update(e, n_epochs, step, total, loss, rep.samples);
+    }
+    rep.final_loss = epoch_loss / static_cast<double>(epoch_rows);
+    rep.epochs = e + 1;
+    invoke_callbacks<is_on_epoch>(epoch_info{e, step, rep.final_loss, bar.seconds()}, options...);
+  }
+  bar.finish();
+  rep.steps = step;
+  rep.seconds = bar.seconds();
+  return rep;
+}
+}  // namespace detail
+
+/// Trains every parameter of net on ds (supervised pre-training on the source task).
+/// Options: epochs{n} or steps{n}, batch<N> (64), seed{s} (shuffling), on_step(f), on_epoch(f), quiet.
+template <class M, class Opt, class... Options>
+train_report pretrain(M& net, const data::dataset& ds, Opt opt, Options... options) {
+  static_assert(is_model<M>::value, "graft: pretrain(net, ...): net must be a graft::model");
+  static_assert(Optimizer<Opt>, "graft: pretrain: the third argument must be an optimizer (sgd, adam, adamw)");
+  constexpr std::size_t B = detail::batch_of<Options...>();
+  return detail::fit<freeze::none, B>(net, ds, opt, [](auto&, std::size_t) {}, options...);
+}
+
+/// Loss, accuracy and confusion matrix of a model on a dataset.
+struct evaluation {
+  std::size_t samples = 0;
+  double loss = 0;      ///< mean loss
+  double accuracy = 0;  ///< classifiers: fraction correct (NaN for regressors)
+  std::size_t classes = 0;
+  std::vector<std::size_t> confusion;  ///< classes x classes, row = true class, column = predicted
+  std::size_t confusion_at(std::size_t truth, std::size_t predicted) const {
+    return confusion[truth * classes + predicted];
+  }
+  friend std::ostream& operator<<(std::ostream& os, const evaluation& e) {
+    os << "samples " << e.samples << "  loss " << e.loss;
+    if (e.classes > 0) os << "  accuracy " << 100.0 * e.accuracy << "%";
+    return os;
+  }
+};
+
+template <std::size_t B = 256, class M>
+evaluation evaluate(const M& net, const data::dataset& ds) {
+  static_assert(is_model<M>::value, "graft: evaluate(net, ...): net must be a graft::model");
+  detail::check_dataset<M>(ds);
+  using T = typename M::scalar;
+  using loss = typename M::loss;
+  constexpr std::size_t out = M::output_shape::size;
+  auto r = std::make_unique<runner<M, B>>();
+  std::vector<typename loss::target_type> targets(B * loss::target_size);
+  std::vector<std::size_t> idx(B);
+  evaluation ev;
+  ev.samples = ds.size();
+  if constexpr (M::head_type::is_classifier) {
+    ev.classes = M::head_type::classes;
+    ev.confusion.assign(ev.classes * ev.classes, 0);
+  }
+  double total = 0;
+  std::size_t correct = 0;
+  for (std::size_t start = 0; start < ds.size(); start += B) {
+    const std::size_t rows = std::min(B, ds.size() - start);
+    std::iota(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(rows), start);
+    detail::gather<M>(ds, idx.data(), rows, r->input(), targets.data());
+    const T* z = r->forward(net, rows);
+    total += loss::evaluate(z, targets.data(), rows, static_cast<T*>(nullptr), 0.0);
+    if constexpr (M::head_type::is_classifier)
+      for (std::size_t k = 0; k < rows; ++k) {
+        const T* zr = z + k * out;
+        const auto pred = static_cast<std::size_t>(std::max_element(zr, zr + out) - zr);
+        const auto truth = static_cast<std::size_t>(targets[k]);
+        correct += pred == truth ? 1 : 0;
+        ++ev.confusion[truth * ev.classes + pred];
+      }
+  }
+  ev.loss = ds.size() > 0 ? total / static_cast<double>(ds.size()) : 0.0;
+  ev.accuracy = M::head_type::is_classifier && ds.size() > 0
+                    ? static_cast<double>(correct) / static_cast<double>(ds.size())
+                    : std::nan("");
+  return ev;
+}
+
+GRAFT_END_NAMESPACE

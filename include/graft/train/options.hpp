@@ -1,0 +1,96 @@
+// Options of pretrain/finetune, passed as trailing arguments in any order:
+//   pretrain(net, data, sgd{...}, epochs{5}, batch<64>, seed{1}, on_step(f), quiet);
+#pragma once
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+#include "graft/random/random.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+struct epochs {
+  std::size_t value = 1;
+};
+struct steps {
+  std::size_t value = 0;
+};
+/// Compile-time batch size: buffers are sized with it. A last partial batch still trains.
+template <std::size_t N> struct batch_size {
+  static_assert(N > 0, "graft: batch<N> needs N > 0");
+  static constexpr std::size_t value = N;
+};
+template <std::size_t N> inline constexpr batch_size<N> batch{};
+inline constexpr std::size_t default_batch = 64;
+
+/// Progress line on the terminal (default: on when stderr is a terminal, off otherwise).
+struct progress {
+  bool enabled = true;
+};
+inline constexpr progress quiet{false};
+
+/// What a step or epoch callback receives.
+struct step_info {
+  std::size_t epoch;        ///< 0-based
+  std::size_t step;         ///< 1-based, counted over the whole run
+  std::size_t total_steps;  ///< planned steps of the run
+  std::size_t rows;         ///< samples in this step (the last batch may be partial)
+  double loss;              ///< mean loss of this step
+  double learning_rate;
+};
+struct epoch_info {
+  std::size_t epoch;  ///< 0-based
+  std::size_t steps;  ///< steps so far
+  double mean_loss;   ///< mean of the epoch's step losses, weighted by rows
+  double seconds;     ///< since the start of the run
+};
+
+template <class F> struct on_step_t {
+  F f;
+};
+template <class F> struct on_epoch_t {
+  F f;
+};
+/// Called after every step with a step_info; return nothing.
+template <class F> on_step_t<std::decay_t<F>> on_step(F&& f) { return {std::forward<F>(f)}; }
+/// Called after every epoch with an epoch_info.
+template <class F> on_epoch_t<std::decay_t<F>> on_epoch(F&& f) { return {std::forward<F>(f)}; }
+
+namespace detail {
+template <class T> struct is_batch : std::false_type {};
+template <std::size_t N> struct is_batch<batch_size<N>> : std::true_type {};
+template <class T> struct is_on_step : std::false_type {};
+template <class F> struct is_on_step<on_step_t<F>> : std::true_type {};
+template <class T> struct is_on_epoch : std::false_type {};
+template <class F> struct is_on_epoch<on_epoch_t<F>> : std::true_type {};
+
+template <class T> constexpr std::size_t batch_value_or_zero() {
+  if constexpr (is_batch<T>::value) return T::value;
+  else return 0;
+}
+template <class... O> constexpr std::size_t batch_of() {
+  constexpr std::size_t found = (std::size_t{0} + ... + (is_batch<std::decay_t<O>>::value ? 1 : 0));
+  static_assert(found <= 1, "graft: more than one batch<N> option");
+  constexpr std::size_t b = (std::size_t{0} + ... + batch_value_or_zero<std::decay_t<O>>());
+  return b == 0 ? default_batch : b;
+}
+
+/// The last option of type Want among opts, or def.
+template <class Want, class... O> Want option_or(Want def, const O&... opts) {
+  ([&] {
+    if constexpr (std::is_same_v<std::decay_t<O>, Want>) def = opts;
+  }(), ...);
+  return def;
+}
+template <class Want, class... O> constexpr bool has_option = (std::is_same_v<std::decay_t<O>, Want> || ...);
+
+/// Calls every on_step (or on_epoch) option with info.
+template <template <class> class Is, class Info, class... O>
+void invoke_callbacks(const Info& info, O&... opts) {
+  ([&] {
+    if constexpr (Is<std::decay_t<O>>::value) opts.f(info);
+  }(), ...);
+}
+}  // namespace detail
+
+GRAFT_END_NAMESPACE

@@ -1,0 +1,337 @@
+// trainer<Model, Batch, Optimizer, Policy>: the forward/backward/update machinery for one model,
+// with every buffer (activations, gradients, optimizer state) laid out while compiling in a single
+// allocation made at construction. A step allocates nothing.
+//
+// The freezing policy is consulted at compile time: a frozen parameter tensor has no gradient
+// buffer, no optimizer state and no gradient kernel call; layers below the lowest trainable layer
+// get no backward call at all, and the lowest trainable layer computes no input gradient.
+#pragma once
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "graft/freeze/policy.hpp"
+#include "graft/model/model.hpp"
+#include "graft/optim/optimizers.hpp"
+#include "graft/train/arena.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+/// Thrown when the loss or a gradient stops being finite; names the step and where.
+class training_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+inline constexpr std::size_t max_params_per_layer = 4;
+
+template <class M> struct model_plan {
+  static constexpr std::size_t L = M::layer_count;
+
+  static constexpr std::array<std::size_t, L + 1> sizes = [] {
+    std::array<std::size_t, L + 1> s{};
+    s[0] = M::input_shape::size;
+    meta::static_for<L>([&](auto i) { s[i + 1] = M::template layer_type<i>::output_shape::size; });
+    return s;
+  }();
+  static constexpr std::size_t widest = *std::max_element(sizes.begin(), sizes.end());
+
+  static constexpr std::array<std::size_t, L> param_tensors = [] {
+    std::array<std::size_t, L> p{};
+    meta::static_for<L>([&](auto i) { p[i] = M::template layer_type<i>::params.size(); });
+    return p;
+  }();
+
+  template <class Policy>
+  static constexpr std::array<unsigned, L> grad_masks = [] {
+    std::array<unsigned, L> masks{};
+    std::size_t backbone_parametric = 0;
+    for (std::size_t i = 0; i + 1 < L; ++i) backbone_parametric += param_tensors[i] > 0 ? 1 : 0;
+    std::size_t ordinal = 0;
+    meta::static_for<L>([&](auto i) {
+      using Layer = typename M::template layer_type<i>;
+      static_assert(Layer::params.size() <= max_params_per_layer);
+      if constexpr (Layer::params.size() > 0) {
+        const freeze::layer_info info{i, ordinal, backbone_parametric, i == L - 1};
+        for (std::size_t j = 0; j < Layer::params.size(); ++j)
+          if (Policy::trains(info, Layer::params[j].kind)) masks[i] |= 1U << j;
+        ++ordinal;
+      }
+    });
+    return masks;
+  }();
+
+  /// Lowest layer with a trainable parameter (L when nothing trains).
+  template <class Policy>
+  static constexpr std::size_t lowest_trainable = [] {
+    for (std::size_t i = 0; i < L; ++i)
+      if (grad_masks<Policy>[i] != 0) return i;
+    return L;
+  }();
+};
+}  // namespace detail
+
+template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> class trainer {
+  static_assert(is_model<M>::value, "graft: trainer<M, ...>: M must be a graft::model");
+  static_assert(Batch > 0, "graft: the batch size must be positive");
+  static_assert(FreezePolicy<Policy>, "graft: not a freezing policy (needs static trains(layer_info, role))");
+
+ public:
+  using model_type = M;
+  using T = typename M::scalar;
+  using plan = detail::model_plan<M>;
+  using loss = typename M::loss;
+  using target_type = typename loss::target_type;
+  static constexpr std::size_t L = M::layer_count;
+  static constexpr std::size_t batch = Batch;
+  static constexpr std::size_t target_size = loss::target_size;
+  static constexpr std::array<unsigned, L> grad_masks = plan::template grad_masks<Policy>;
+  static constexpr std::size_t lowest_trainable = plan::template lowest_trainable<Policy>;
+
+  static constexpr bool trains(std::size_t layer, std::size_t param) noexcept {
+    return (grad_masks[layer] >> param & 1U) != 0;
+  }
+  /// Whether layer i runs backward at all, and whether it computes its input gradient.
+  static constexpr bool runs_backward(std::size_t layer) noexcept { return layer >= lowest_trainable; }
+  static constexpr bool computes_input_grad(std::size_t layer) noexcept {
+    return layer > lowest_trainable;
+  }
+
+ private:
+  // ---- arena layout, in elements of T, each region aligned -------------------------------------
+  struct layout_t {
+    std::array<std::size_t, L + 1> act{};
+    std::array<std::size_t, 2> delta{};
+    std::array<std::array<std::size_t, detail::max_params_per_layer>, L> grad{};
+    std::array<std::array<std::array<std::size_t, detail::max_params_per_layer>, L>,
+               Opt::state_count == 0 ? 1 : Opt::state_count>
+        state{};
+    std::size_t trainable_parameters = 0;
+    std::size_t total = 0;
+  };
+  static constexpr layout_t make_layout() {
+    layout_t l{};
+    std::size_t at = 0;
+    auto take = [&](std::size_t n) {
+      const std::size_t where = at;
+      at += aligned_count<T>(n);
+      return where;
+    };
+    for (std::size_t i = 0; i <= L; ++i) l.act[i] = take(Batch * plan::sizes[i]);
+    for (auto& d : l.delta) d = take(Batch * plan::widest);
+    std::array<std::array<std::size_t, detail::max_params_per_layer>, L> psize{};
+    meta::static_for<L>([&](auto i) {
+      using Layer = typename M::template layer_type<i>;
+      for (std::size_t j = 0; j < Layer::params.size(); ++j) psize[i][j] = Layer::params[j].size;
+    });
+    for (std::size_t i = 0; i < L; ++i)
+      for (std::size_t j = 0; j < plan::param_tensors[i]; ++j)
+        if (trains(i, j)) {
+          l.grad[i][j] = take(psize[i][j]);
+          l.trainable_parameters += psize[i][j];
+        }
+    for (std::size_t s = 0; s < Opt::state_count; ++s)
+      for (std::size_t i = 0; i < L; ++i)
+        for (std::size_t j = 0; j < plan::param_tensors[i]; ++j)
+          if (trains(i, j)) l.state[s][i][j] = take(psize[i][j]);
+    l.total = at;
+    return l;
+  }
+
+ public:
+  static constexpr layout_t layout = make_layout();
+  /// Parameters that train under Policy; gradient and optimizer-state bytes follow from it.
+  static constexpr std::size_t trainable_parameter_count = layout.trainable_parameters;
+  static constexpr std::size_t gradient_bytes = trainable_parameter_count * sizeof(T);
+  static constexpr std::size_t optimizer_state_bytes =
+      Opt::state_count * trainable_parameter_count * sizeof(T);
+  /// Everything a trainer allocates (activations, deltas, gradients, optimizer state, padding).
+  static constexpr std::size_t arena_bytes = layout.total * sizeof(T);
+  /// Training footprint: the model's parameters plus the trainer's arena.
+  static constexpr std::size_t training_bytes = M::parameter_bytes + arena_bytes;
+
+  trainer(M& net, Opt opt) : net_(&net), opt_(opt), arena_(layout.total) {
+    lr_multiplier_.fill(1.0);
+  }
+
+  M& model() noexcept { return *net_; }
+  const Opt& optimizer() const noexcept { return opt_; }
+  Opt& optimizer() noexcept { return opt_; }
+
+  /// Input rows of the next step: Batch x input size.
+  T* input() noexcept { return at(layout.act[0]); }
+  /// Output (logits) of the last forward: Batch x output size.
+  const T* output() const noexcept { return at(layout.act[L]); }
+  T* activation(std::size_t i) noexcept { return at(layout.act[i]); }
+  /// Gradient buffer of a trainable parameter (nullptr when frozen).
+  T* gradient(std::size_t layer, std::size_t param) noexcept {
+    return layer < L && param < plan::param_tensors[layer] && trains(layer, param)
+               ? at(layout.grad[layer][param])
+               : nullptr;
+  }
+  /// Learning-rate multiplier of a layer (1 by default; discriminative rates set it).
+  void set_lr_multiplier(std::size_t layer, double m) noexcept { lr_multiplier_[layer] = m; }
+  /// The base learning rate used by the next update (schedules set it; starts at opt.lr).
+  void set_learning_rate(double lr) noexcept { lr_ = lr; }
+  double learning_rate() const noexcept { return lr_ < 0 ? static_cast<double>(opt_.lr) : lr_; }
+  std::size_t steps_taken() const noexcept { return step_; }
+
+  /// Forward through every layer for the first `rows` rows of input().
+  void forward(std::size_t rows) noexcept {
+    meta::static_for<L>([&](auto i) {
+      net_->template layer<i>().forward(at(layout.act[i]), at(layout.act[i + 1]), rows);
+    });
+  }
+
+  /// Mean loss of the last forward over `rows` rows, without gradients.
+  double loss_of_forward(const target_type* targets, std::size_t rows) noexcept {
+    return loss::evaluate(output(), targets, rows, static_cast<T*>(nullptr), 0.0) /
+           static_cast<double>(rows);
+  }
+
+  /// Forward, loss, backward: fills the gradients of trainable parameters; returns the mean loss.
+  double compute_gradients(const target_type* targets, std::size_t rows) {
+    forward(rows);
+    T* dz = at(layout.delta[0]);
+    const double total = loss::evaluate(output(), targets, rows, dz, 1.0 / static_cast<double>(rows));
+    const double mean = total / static_cast<double>(rows);
+    if (!std::isfinite(mean))
+      throw training_error("graft: training stopped at step " + std::to_string(step_ + 1) +
+                           ": the loss is " + std::to_string(mean) +
+                           " (not finite); lower the learning rate or check the inputs for NaN");
+    backward(rows);
+    return mean;
+  }
+
+  /// Checks every gradient for NaN/inf; throws training_error naming the layer and parameter.
+  void check_gradients() const {
+    for (std::size_t i = 0; i < L; ++i)
+      for (std::size_t j = 0; j < plan::param_tensors[i]; ++j) {
+        if (!trains(i, j)) continue;
+        const T* g = at(layout.grad[i][j]);
+        const std::size_t n = param_size(i, j);
+        unsigned bad = 0;
+        for (std::size_t k = 0; k < n; ++k)
+          bad |= !(std::abs(g[k]) <= std::numeric_limits<T>::max()) ? 1U : 0U;
+        if (bad != 0)
+          throw training_error("graft: training stopped at step " + std::to_string(step_ + 1) +
+                               ": a gradient of layer " + std::to_string(i) + " (" + layer_name(i) +
+                               ") " + role_name(param_role(i, j)) +
+                               " is not finite; lower the learning rate or check the inputs");
+      }
+  }
+
+  /// Applies the optimizer to every trainable parameter.
+  void apply_update() noexcept {
+    ++step_;
+    meta::static_for<L>([&](auto i) {
+      auto& layer = net_->template layer<i>();
+      using Layer = std::remove_cvref_t<decltype(layer)>;
+      meta::static_for<Layer::params.size()>([&](auto j) {
+        if constexpr (trains(i, j)) {
+          T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
+          for (std::size_t s = 0; s < Opt::state_count; ++s) state[s] = at(layout.state[s][i][j]);
+          const update_context c{step_, learning_rate() * lr_multiplier_[i]};
+          opt_.update(layer.param(j), at(layout.grad[i][j]), state, Layer::params[j].size, c);
+        }
+      });
+    });
+  }
+
+  /// One training step on the first `rows` rows of input(); returns the mean loss.
+  double step(const target_type* targets, std::size_t rows) {
+    const double l = compute_gradients(targets, rows);
+    if (check_finite_) check_gradients();
+    apply_update();
+    return l;
+  }
+  void check_finite(bool on) noexcept { check_finite_ = on; }
+
+  /// Names for messages.
+  static std::string layer_name(std::size_t i) {
+    std::string n;
+    meta::static_for<L>([&](auto k) {
+      if (k == i) n = M::template layer_type<k>::name();
+    });
+    return n;
+  }
+
+ private:
+  void backward(std::size_t rows) noexcept {
+    if constexpr (lowest_trainable < L) {
+      meta::static_for_reverse<L>([&](auto i) {
+        if constexpr (runs_backward(i)) {
+          constexpr std::size_t parity = (L - 1 - i) % 2;
+          T* grads[detail::max_params_per_layer]{};
+          for (std::size_t j = 0; j < plan::param_tensors[i]; ++j)
+            if (trains(i, j)) grads[j] = at(layout.grad[i][j]);
+          net_->template layer<i>().template backward<computes_input_grad(i), grad_masks[i]>(
+              at(layout.act[i]), at(layout.act[i + 1]), at(layout.delta[parity]),
+              at(layout.delta[1 - parity]), grads, rows);
+        }
+      });
+    }
+  }
+  static std::size_t param_size(std::size_t i, std::size_t j) {
+    std::size_t n = 0;
+    meta::static_for<L>([&](auto k) {
+      if constexpr (M::template layer_type<k>::params.size() > 0)
+        if (k == i) n = M::template layer_type<k>::params[j].size;
+    });
+    return n;
+  }
+  static role param_role(std::size_t i, std::size_t j) {
+    role r = role::weight;
+    meta::static_for<L>([&](auto k) {
+      if constexpr (M::template layer_type<k>::params.size() > 0)
+        if (k == i) r = M::template layer_type<k>::params[j].kind;
+    });
+    return r;
+  }
+  T* at(std::size_t offset) noexcept { return arena_.data() + offset; }
+  const T* at(std::size_t offset) const noexcept { return arena_.data() + offset; }
+
+  M* net_;
+  Opt opt_;
+  arena<T> arena_;
+  std::array<double, L> lr_multiplier_{};
+  double lr_ = -1.0;
+  std::size_t step_ = 0;
+  bool check_finite_ = true;
+};
+
+/// Batched inference buffers for a model: two ping-pong buffers of the widest activation.
+template <class M, std::size_t Batch = 1> class runner {
+ public:
+  using T = typename M::scalar;
+  using plan = detail::model_plan<M>;
+  static constexpr std::size_t L = M::layer_count;
+  static constexpr std::size_t batch = Batch;
+  static constexpr std::size_t buffer_elements = aligned_count<T>(Batch * plan::widest);
+  /// Inference footprint besides the parameters.
+  static constexpr std::size_t activation_bytes = 2 * buffer_elements * sizeof(T);
+
+  runner() : arena_(2 * buffer_elements) {}
+
+  T* input() noexcept { return arena_.data(); }
+  /// Runs the first `rows` rows of input() through net; returns the output rows.
+  const T* forward(const M& net, std::size_t rows) noexcept {
+    meta::static_for<L>([&](auto i) {
+      T* from = arena_.data() + (i % 2) * buffer_elements;
+      T* to = arena_.data() + ((i + 1) % 2) * buffer_elements;
+      net.template layer<i>().forward(from, to, rows);
+    });
+    return arena_.data() + (L % 2) * buffer_elements;
+  }
+
+ private:
+  arena<T> arena_;
+};
+
+GRAFT_END_NAMESPACE

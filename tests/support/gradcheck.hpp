@@ -1,0 +1,84 @@
+// Gradient checking by central differences in double precision.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <graft/random/random.hpp>
+
+namespace graft_test {
+
+/// |analytic - numeric| <= 1e-5 + 1e-3 |numeric|  (the project's tolerance).
+inline bool close(double analytic, double numeric) {
+  return std::abs(analytic - numeric) <= 1e-5 + 1e-3 * std::abs(numeric);
+}
+
+struct grad_report {
+  std::size_t checked = 0;
+  std::size_t failures = 0;
+  std::string first_failure;
+  void record(bool ok, const std::string& what, double a, double n) {
+    ++checked;
+    if (!ok && failures++ == 0)
+      first_failure = what + ": analytic " + std::to_string(a) + " numeric " + std::to_string(n);
+  }
+};
+
+/// Values in [-1, -0.1] U [0.1, 1]: far enough from relu's kink for h = 1e-6.
+inline void fill_away_from_zero(double* p, std::size_t n, graft::splitmix64& rng) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = rng.uniform(0.1, 1.0);
+    p[i] = rng.uniform01() < 0.5 ? -v : v;
+  }
+}
+
+/// Checks a bound layer L (scalar double): the loss is sum(g * forward(x)) for a random g; the
+/// analytic input gradient and every parameter gradient are compared with central differences.
+template <class L, std::size_t Rows = 3> grad_report check_layer(std::uint64_t seed = 1) {
+  using In = typename L::input_shape;
+  using Out = typename L::output_shape;
+  graft::splitmix64 rng(seed);
+  auto layer = std::make_unique<L>();
+  layer->init(rng);
+  std::vector<double> x(Rows * In::size), y(Rows * Out::size), g(Rows * Out::size),
+      dx(Rows * In::size);
+  fill_away_from_zero(x.data(), x.size(), rng);
+  for (auto& v : g) v = rng.uniform(-1.0, 1.0);
+  std::vector<std::vector<double>> grads;
+  std::vector<double*> gp;
+  for (const auto& p : L::params) grads.emplace_back(p.size);
+  for (auto& v : grads) gp.push_back(v.data());
+  gp.resize(4, nullptr);
+  layer->forward(x.data(), y.data(), Rows);
+  constexpr unsigned all = (1U << L::params.size()) - 1U;
+  layer->template backward<true, all>(x.data(), y.data(), g.data(), dx.data(), gp.data(), Rows);
+
+  auto objective = [&] {
+    std::vector<double> yy(Rows * Out::size);
+    layer->forward(x.data(), yy.data(), Rows);
+    double s = 0;
+    for (std::size_t i = 0; i < yy.size(); ++i) s += g[i] * yy[i];
+    return s;
+  };
+  const double h = 1e-6;
+  grad_report rep;
+  auto probe = [&](double& v, double analytic, const std::string& what) {
+    const double old = v;
+    v = old + h;
+    const double fp = objective();
+    v = old - h;
+    const double fm = objective();
+    v = old;
+    const double numeric = (fp - fm) / (2 * h);
+    rep.record(close(analytic, numeric), what, analytic, numeric);
+  };
+  for (std::size_t i = 0; i < x.size(); ++i) probe(x[i], dx[i], L::name() + " input[" + std::to_string(i) + "]");
+  for (std::size_t j = 0; j < L::params.size(); ++j)
+    for (std::size_t i = 0; i < L::params[j].size; ++i)
+      probe(layer->param(j)[i], grads[j][i],
+            L::name() + " param " + std::to_string(j) + "[" + std::to_string(i) + "]");
+  return rep;
+}
+
+}  // namespace graft_test

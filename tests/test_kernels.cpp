@@ -1,0 +1,106 @@
+// Every SIMD kernel against its scalar reference, over odd and even sizes, float and double.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include <graft/kernels/gemm.hpp>
+#include <graft/kernels/reference.hpp>
+#include <graft/random/random.hpp>
+
+namespace k = graft::kernels;
+namespace ref = graft::kernels::reference;
+
+namespace {
+template <class T> std::vector<T> random_vector(std::size_t n, std::uint64_t seed) {
+  graft::splitmix64 rng(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(rng.uniform(-1.0, 1.0));
+  return v;
+}
+// Accumulation order differs between kernel and reference: compare with a tolerance scaled by the
+// length of the sums.
+template <class T> void check_near(const std::vector<T>& a, const std::vector<T>& b, std::size_t terms) {
+  REQUIRE(a.size() == b.size());
+  const double tol = (sizeof(T) == 4 ? 1e-5 : 1e-13) * static_cast<double>(terms + 1);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])) > tol) ++bad;
+  CHECK(bad == 0);
+}
+
+constexpr std::size_t sizes[] = {1, 3, 17, 63, 65, 257};
+
+template <class T, std::size_t N> void gemm_cases() {
+  for (std::size_t M : sizes)
+    for (std::size_t K : {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{65}}) {
+      CAPTURE(M);
+      CAPTURE(K);
+      CAPTURE(N);
+      const auto A = random_vector<T>(M * K, 1), B = random_vector<T>(K * N, 2);
+      for (bool acc : {false, true}) {
+        auto C = random_vector<T>(M * N, 3), R = C;
+        k::gemm_bcast<N>(M, K, A.data(), K, 1, B.data(), C.data(), acc);
+        ref::gemm_bcast(M, K, N, A.data(), K, 1, B.data(), R.data(), acc);
+        check_near(C, R, K);
+      }
+      // transposed A: C[K x N] = A^T[K x M] * Y[M x N]  (the weight gradient)
+      const auto Y = random_vector<T>(M * N, 4);
+      auto C = random_vector<T>(K * N, 5), R = C;
+      k::gemm_bcast<N>(K, M, A.data(), 1, K, Y.data(), C.data(), false);
+      ref::gemm_bcast(K, M, N, A.data(), 1, K, Y.data(), R.data(), false);
+      check_near(C, R, M);
+      auto s = random_vector<T>(N, 6), rs = s;
+      k::column_sum<N>(M, Y.data(), s.data(), true);
+      ref::column_sum(M, N, Y.data(), rs.data(), true);
+      check_near(s, rs, M);
+    }
+}
+
+template <class T, std::size_t K, std::size_t N> void dot_case() {
+  for (std::size_t M : sizes) {
+    CAPTURE(M);
+    CAPTURE(K);
+    CAPTURE(N);
+    const auto Y = random_vector<T>(M * N, 7), W = random_vector<T>(K * N, 8);
+    std::vector<T> D(M * K), R(M * K);
+    k::gemm_dot<K, N>(M, Y.data(), W.data(), D.data());
+    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data());
+    check_near(D, R, N);
+  }
+}
+template <class T> void dot_cases() {
+  dot_case<T, 1, 1>();
+  dot_case<T, 3, 17>();
+  dot_case<T, 17, 3>();
+  dot_case<T, 63, 65>();
+  dot_case<T, 65, 63>();
+  dot_case<T, 257, 10>();
+  dot_case<T, 10, 257>();
+  dot_case<T, 64, 64>();
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("gemm_bcast and column_sum match the reference", T, float, double) {
+  gemm_cases<T, 1>();
+  gemm_cases<T, 3>();
+  gemm_cases<T, 16>();
+  gemm_cases<T, 17>();
+  gemm_cases<T, 63>();
+  gemm_cases<T, 65>();
+  gemm_cases<T, 257>();
+}
+
+TEST_CASE_TEMPLATE("gemm_dot matches the reference", T, float, double) { dot_cases<T>(); }
+
+TEST_CASE("the kernel comparison detects a wrong result") {
+  // Guard against a comparison that cannot fail: perturb one element and expect a difference.
+  const auto A = random_vector<float>(5 * 7, 1), B = random_vector<float>(7 * 9, 2);
+  std::vector<float> C(5 * 9), R(5 * 9);
+  k::gemm_bcast<9>(5, 7, A.data(), 7, 1, B.data(), C.data(), false);
+  ref::gemm_bcast(5, 7, 9, A.data(), 7, 1, B.data(), R.data(), false);
+  R[17] += 1e-3f;
+  std::size_t differing = 0;
+  for (std::size_t i = 0; i < C.size(); ++i) differing += std::abs(C[i] - R[i]) > 1e-4f ? 1 : 0;
+  CHECK(differing == 1);
+}
