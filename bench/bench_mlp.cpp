@@ -10,7 +10,8 @@
 
 namespace g = graft;
 
-using mlp = g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
+using mlp =
+    g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using net_t = g::model<mlp, g::classifier<10>>;
 
 namespace {
@@ -21,7 +22,8 @@ template <class T> void fill(T* p, std::size_t n, std::uint64_t seed) {
 
 void BM_W1_train_step_batch64(benchmark::State& state) {
   auto net = g::make_model<net_t>(g::seed{0});
-  auto t = std::make_unique<g::trainer<net_t, 64, g::sgd>>(*net, g::sgd{.lr = 0.01f, .momentum = 0.9f});
+  auto t =
+      std::make_unique<g::trainer<net_t, 64, g::sgd>>(*net, g::sgd{.lr = 0.01f, .momentum = 0.9f});
   fill(t->input(), 64 * 784, 1);
   std::vector<std::int32_t> y(64);
   for (std::size_t i = 0; i < 64; ++i) y[i] = static_cast<std::int32_t>(i % 10);
@@ -39,7 +41,8 @@ template <std::size_t B> void BM_W2_inference(benchmark::State& state) {
     std::copy(x.begin(), x.end(), r->input());
     benchmark::DoNotOptimize(r->forward(*net, B));
   }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(B));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(B));
 }
 BENCHMARK(BM_W2_inference<1>)->Name("BM_W2_inference_batch1");
 BENCHMARK(BM_W2_inference<256>)->Name("BM_W2_inference_batch256");
@@ -53,8 +56,9 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_gemm(benchmark
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
-                                                 benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_W5_gemm<64, 784, 256>)->Name("BM_W5_gemm_64x784x256");
 BENCHMARK(BM_W5_gemm<64, 256, 128>)->Name("BM_W5_gemm_64x256x128");

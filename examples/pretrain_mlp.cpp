@@ -11,7 +11,8 @@
 
 namespace g = graft;
 
-using mlp = g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
+using mlp =
+    g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using net_t = g::model<mlp, g::classifier<10>>;
 static_assert(mlp::parameter_count == 233'856);
 static_assert(net_t::parameter_count == 235'146);
@@ -29,10 +30,14 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--dataset") dataset = value();
-    else if (a == "--epochs") epochs = std::stoul(value());
-    else if (a == "--seed") seed = std::stoull(value());
-    else if (a == "--out") out = value();
+    if (a == "--dataset")
+      dataset = value();
+    else if (a == "--epochs")
+      epochs = std::stoul(value());
+    else if (a == "--seed")
+      seed = std::stoull(value());
+    else if (a == "--out")
+      out = value();
     else {
       std::fprintf(stderr,
                    "usage: pretrain_mlp [--dataset fashion-mnist|mnist] [--epochs N] [--seed S] "
@@ -41,7 +46,8 @@ int main(int argc, char** argv) {
     }
   }
   if (dataset != "fashion-mnist" && dataset != "mnist") {
-    std::fprintf(stderr, "pretrain_mlp: unknown dataset '%s' (fashion-mnist or mnist)\n", dataset.c_str());
+    std::fprintf(stderr, "pretrain_mlp: unknown dataset '%s' (fashion-mnist or mnist)\n",
+                 dataset.c_str());
     return 2;
   }
   if (out.empty()) out = "mlp_" + dataset + ".graft";
@@ -51,13 +57,13 @@ int main(int argc, char** argv) {
               << "  " << net_t::parameter_count << " parameters, " << data.train.size()
               << " training and " << data.test.size() << " test images of " << dataset << "\n";
     auto net = g::make_model<net_t>(g::seed{seed});
-    const auto rep = g::pretrain(*net, data.train, g::sgd{.lr = 0.05f, .momentum = 0.9f},
-                                 g::epochs{epochs}, g::batch<64>, g::seed{seed},
-                                 g::on_epoch([&](const g::epoch_info& e) {
-                                   std::printf("  epoch %zu  train loss %.4f  (%.1f s)\n", e.epoch + 1,
-                                               e.mean_loss, e.seconds);
-                                   std::fflush(stdout);
-                                 }));
+    const auto rep =
+        g::pretrain(*net, data.train, g::sgd{.lr = 0.05f, .momentum = 0.9f}, g::epochs{epochs},
+                    g::batch<64>, g::seed{seed}, g::on_epoch([&](const g::epoch_info& e) {
+                      std::printf("  epoch %zu  train loss %.4f  (%.1f s)\n", e.epoch + 1,
+                                  e.mean_loss, e.seconds);
+                      std::fflush(stdout);
+                    }));
     const auto ev = g::evaluate(*net, data.test);
     std::printf("%s test accuracy: %.2f%%  (loss %.4f; %zu epochs, %.1f s, %.0f samples/s)\n",
                 dataset.c_str(), 100.0 * ev.accuracy, ev.loss, rep.epochs, rep.seconds,

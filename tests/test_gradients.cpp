@@ -10,12 +10,12 @@ namespace g = graft;
 using graft_test::check_layer;
 using graft_test::close;
 
-#define CHECK_GRADIENTS(...)                                    \
-  do {                                                          \
-    const auto rep = check_layer<__VA_ARGS__>();                \
-    INFO(rep.first_failure);                                    \
-    CHECK(rep.checked > 0);                                     \
-    CHECK(rep.failures == 0);                                   \
+#define CHECK_GRADIENTS(...)                     \
+  do {                                           \
+    const auto rep = check_layer<__VA_ARGS__>(); \
+    INFO(rep.first_failure);                     \
+    CHECK(rep.checked > 0);                      \
+    CHECK(rep.failures == 0);                    \
   } while (0)
 
 TEST_CASE("layer gradients: dense (input, weight, bias)") {
@@ -39,10 +39,12 @@ TEST_CASE("layer gradients: activations and flatten") {
 }
 
 // A dense layer whose bias gradient is off by a factor of two: the checker must notice.
-template <class T, std::size_t K, std::size_t N> struct broken_dense : g::dense_layer<T, K, N, g::init::pytorch> {
+template <class T, std::size_t K, std::size_t N> struct broken_dense
+    : g::dense_layer<T, K, N, g::init::pytorch> {
   using base = g::dense_layer<T, K, N, g::init::pytorch>;
-  template <bool InputGrad, unsigned Mask>
-  void backward(const T* x, const T* y, const T* dy, T* dx, T* const* grads, std::size_t rows) const noexcept {
+  template <bool InputGrad, unsigned Mask> void backward(const T* x, const T* y, const T* dy, T* dx,
+                                                         T* const* grads,
+                                                         std::size_t rows) const noexcept {
     base::template backward<InputGrad, Mask>(x, y, dy, dx, grads, rows);
     for (std::size_t n = 0; n < N; ++n) grads[1][n] *= 2;
   }
@@ -102,8 +104,10 @@ template <class M> void check_model(std::size_t rows) {
   for (std::size_t i = 0; i < rows * M::input_shape::size; ++i) t->input()[i] = rng.uniform(-1, 1);
   std::vector<target> tg(rows * tr::target_size);
   for (auto& v : tg) {
-    if constexpr (std::is_integral_v<target>) v = static_cast<target>(rng.below(M::output_shape::size));
-    else v = static_cast<target>(rng.uniform(-1, 1));
+    if constexpr (std::is_integral_v<target>)
+      v = static_cast<target>(rng.below(M::output_shape::size));
+    else
+      v = static_cast<target>(rng.uniform(-1, 1));
   }
   t->compute_gradients(tg.data(), rows);
   const double h = 1e-6;
@@ -125,7 +129,8 @@ template <class M> void check_model(std::size_t rows) {
       ++checked;
       if (!close(analytic, numeric)) {
         ++failures;
-        INFO("layer " << layer << " param " << j << "[" << i << "] analytic " << analytic << " numeric " << numeric);
+        INFO("layer " << layer << " param " << j << "[" << i << "] analytic " << analytic
+                      << " numeric " << numeric);
         CHECK(close(analytic, numeric));
       }
     }

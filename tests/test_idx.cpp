@@ -163,8 +163,7 @@ std::vector<bad_case> bad_cases() {
   };
 }
 
-template <class T>
-bytes be_payload(const std::vector<T>& values) {
+template <class T> bytes be_payload(const std::vector<T>& values) {
   bytes b;
   for (T v : values) {
     if constexpr (sizeof(T) == 1)

@@ -15,7 +15,8 @@ namespace g = graft;
 namespace fs = std::filesystem;
 
 namespace {
-using mlp = g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
+using mlp =
+    g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using mlp_net = g::model<mlp, g::classifier<10>>;
 
 struct temp_dir {
@@ -57,32 +58,38 @@ TEST_CASE("save then load gives a bitwise-equal model") {
   g::save(*d1, dir.file("d.graft"));
   g::load(*d2, dir.file("d.graft"));
   CHECK(same(*d1, *d2));
-  CHECK_THROWS_WITH_AS(g::load(*a, dir.file("d.graft")), doctest::Contains("8-byte scalars"), g::io_error);
+  CHECK_THROWS_WITH_AS(g::load(*a, dir.file("d.graft")), doctest::Contains("8-byte scalars"),
+                       g::io_error);
 }
 
 TEST_CASE("a file of another architecture is refused and the model is unchanged") {
   temp_dir dir;
-  using other = g::model<g::stack<g::input<1, 28, 28>, g::flatten, g::dense<200>, g::relu, g::dense<128>, g::relu>,
-                         g::classifier<10>>;
+  using other = g::model<
+      g::stack<g::input<1, 28, 28>, g::flatten, g::dense<200>, g::relu, g::dense<128>, g::relu>,
+      g::classifier<10>>;
   auto o = g::make_model<other>(g::seed{1});
   g::save(*o, dir.file("other.graft"));
   auto a = g::make_model<mlp_net>(g::seed{1});
   const auto copy = std::make_unique<mlp_net>(*a);
-  CHECK_THROWS_WITH_AS(g::load(*a, dir.file("other.graft")),
-                       doctest::Contains("architecture differs.\n  file:  input<1x28x28> flatten:784 dense<200>:200"),
-                       g::io_error);
+  CHECK_THROWS_WITH_AS(
+      g::load(*a, dir.file("other.graft")),
+      doctest::Contains(
+          "architecture differs.\n  file:  input<1x28x28> flatten:784 dense<200>:200"),
+      g::io_error);
   CHECK(same(*a, *copy));
   // another head: load refuses, load_backbone takes the backbone only
   using five = g::model<mlp, g::classifier<5>>;
   auto f = g::make_model<five>(g::seed{9});
   g::save(*f, dir.file("five.graft"));
-  CHECK_THROWS_WITH_AS(g::load(*a, dir.file("five.graft")), doctest::Contains("classifier<5>:128->5"), g::io_error);
+  CHECK_THROWS_WITH_AS(g::load(*a, dir.file("five.graft")),
+                       doctest::Contains("classifier<5>:128->5"), g::io_error);
   CHECK(same(*a, *copy));
   g::load_backbone(*a, dir.file("five.graft"));
   auto a_as_five = g::attach<g::classifier<5>>(std::make_unique<mlp_net>(*a));
   CHECK(graft_test::bitwise_equal(*a_as_five, *f, false));
   CHECK(a->head().weight == copy->head().weight);
-  CHECK_THROWS_WITH_AS(g::load_backbone(*a, dir.file("other.graft")), doctest::Contains("backbone differs"), g::io_error);
+  CHECK_THROWS_WITH_AS(g::load_backbone(*a, dir.file("other.graft")),
+                       doctest::Contains("backbone differs"), g::io_error);
 }
 
 TEST_CASE("truncated, corrupted, padded and foreign files are refused; the model is unchanged") {
@@ -100,7 +107,8 @@ TEST_CASE("truncated, corrupted, padded and foreign files are refused; the model
     CHECK(same(*b, *copy));
   };
   refused(std::vector<char>(good.begin(), good.begin() + 1000), "the file is truncated");
-  refused(std::vector<char>(good.begin(), good.begin() + 5), "end of file after 5 bytes (truncated)");
+  refused(std::vector<char>(good.begin(), good.begin() + 5),
+          "end of file after 5 bytes (truncated)");
   refused({}, "end of file after 0 bytes");
   auto flipped = good;
   flipped[good.size() / 2] ^= 0x10;
@@ -114,7 +122,8 @@ TEST_CASE("truncated, corrupted, padded and foreign files are refused; the model
   auto version = good;
   version[8] = 9;
   refused(version, "byte 8: expected format version 1, found version 9");
-  CHECK_THROWS_WITH_AS(g::load(*b, dir.file("missing.graft")), doctest::Contains("cannot open weight file"), g::io_error);
+  CHECK_THROWS_WITH_AS(g::load(*b, dir.file("missing.graft")),
+                       doctest::Contains("cannot open weight file"), g::io_error);
 }
 
 TEST_CASE("a failed save leaves the previous file intact") {
@@ -127,5 +136,6 @@ TEST_CASE("a failed save leaves the previous file intact") {
   auto b = g::make_model<mlp_net>(g::seed{2});
   CHECK_THROWS_AS(g::save(*b, dir.file("a.graft")), g::io_error);
   CHECK(slurp(dir.file("a.graft")) == before);
-  CHECK_THROWS_WITH_AS(g::save(*b, dir.file("no/such/dir/x.graft")), doctest::Contains("cannot write"), g::io_error);
+  CHECK_THROWS_WITH_AS(g::save(*b, dir.file("no/such/dir/x.graft")),
+                       doctest::Contains("cannot write"), g::io_error);
 }

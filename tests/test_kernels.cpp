@@ -20,7 +20,8 @@ template <class T> std::vector<T> random_vector(std::size_t n, std::uint64_t see
 }
 // Accumulation order differs between kernel and reference: compare with a tolerance scaled by the
 // length of the sums.
-template <class T> void check_near(const std::vector<T>& a, const std::vector<T>& b, std::size_t terms) {
+template <class T>
+void check_near(const std::vector<T>& a, const std::vector<T>& b, std::size_t terms) {
   REQUIRE(a.size() == b.size());
   const double tol = (sizeof(T) == 4 ? 1e-5 : 1e-13) * static_cast<double>(terms + 1);
   std::size_t bad = 0;

@@ -8,7 +8,8 @@
 
 namespace g = graft;
 
-using mlp = g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
+using mlp =
+    g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using mlp_net = g::model<mlp, g::classifier<10>>;
 
 // ---- the MLP figures ----
@@ -17,7 +18,8 @@ static_assert(mlp_net::parameter_count == 235'146);
 static_assert(mlp::layer_count == 5 && mlp_net::layer_count == 6);
 static_assert(std::is_same_v<mlp::output_shape, g::shape<128>>);
 static_assert(std::is_same_v<mlp_net::output_shape, g::shape<10>>);
-static_assert(mlp::parameter_bytes<float> == 233'856 * 4 && mlp::parameter_bytes<double> == 233'856 * 8);
+static_assert(mlp::parameter_bytes<float> == 233'856 * 4 &&
+              mlp::parameter_bytes<double> == 233'856 * 8);
 static_assert(mlp_net::parameter_bytes == 235'146 * 4);
 static_assert(mlp::sizes[0] == 784 && mlp::sizes[2] == 256 && mlp::widest == 784);
 
@@ -26,7 +28,8 @@ static_assert(g::shape<2, 3, 4>::size == 24 && g::shape<2, 3, 4>::rank == 3);
 static_assert(g::Shape<g::shape<5>> && !g::Shape<g::shape<0>> && !g::Shape<int>);
 static_assert(g::FlatShape<g::shape<5>> && !g::FlatShape<g::shape<1, 5>>);
 static_assert(std::is_same_v<g::meta::pack_element_t<2, int, char, double, float>, double>);
-static_assert(std::is_same_v<mlp_net::layer_type<1>, g::dense_layer<float, 784, 256, g::init::pytorch>>);
+static_assert(
+    std::is_same_v<mlp_net::layer_type<1>, g::dense_layer<float, 784, 256, g::init::pytorch>>);
 static_assert(std::is_same_v<mlp_net::layer_type<5>, mlp_net::head_layer>);
 static_assert(g::BoundLayer<mlp_net::layer_type<0>> && g::BoundLayer<mlp_net::layer_type<1>>);
 
@@ -45,7 +48,8 @@ template <std::size_t... I> auto deep_stack(std::index_sequence<I...>)
     -> g::stack<g::input<4>, std::conditional_t<I % 2 == 0, g::relu, g::tanh>...>;
 using deep = decltype(deep_stack(std::make_index_sequence<300>{}));
 static_assert(deep::layer_count == 300 && std::is_same_v<deep::output_shape, g::shape<4>>);
-static_assert(std::is_same_v<g::model<deep, g::regressor<2>>::layer_type<299>::output_shape, g::shape<4>>);
+static_assert(
+    std::is_same_v<g::model<deep, g::regressor<2>>::layer_type<299>::output_shape, g::shape<4>>);
 
 TEST_CASE("tensor: same-shape assignment copies, reshape_copy moves between shapes") {
   g::tensor<float, 3, 4> a(2.0f), b;
@@ -81,7 +85,8 @@ TEST_CASE("make_model: seeded, deterministic, independent streams per layer") {
 }
 
 TEST_CASE("initialisers: He and Glorot statistics") {
-  using he_net = g::model<g::stack<g::input<400>, g::dense<300, g::init::he>>, g::classifier<2, g::init::glorot>>;
+  using he_net = g::model<g::stack<g::input<400>, g::dense<300, g::init::he>>,
+                          g::classifier<2, g::init::glorot>>;
   auto m = g::make_model<he_net>(g::seed{1});
   double s = 0, s2 = 0;
   for (float w : m->layer<0>().weight) {
@@ -122,7 +127,8 @@ TEST_CASE("runner: batch-1 inference equals the trainer's forward") {
   g::runner<mlp_net, 4> r;
   auto t = std::make_unique<mlp_trainer>(*net, g::sgd{});
   g::splitmix64 rng(1);
-  for (std::size_t i = 0; i < 4 * 784; ++i) r.input()[i] = t->input()[i] = static_cast<float>(rng.uniform01());
+  for (std::size_t i = 0; i < 4 * 784; ++i)
+    r.input()[i] = t->input()[i] = static_cast<float>(rng.uniform01());
   const float* z = r.forward(*net, 4);
   t->forward(4);
   for (std::size_t i = 0; i < 40; ++i) CHECK(z[i] == t->output()[i]);

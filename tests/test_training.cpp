@@ -55,7 +55,8 @@ TEST_CASE("SGD follows PyTorch's rule (momentum, Nesterov, weight decay)") {
         buf[i] = t == 0 ? d : mu * buf[i] + d;
         w[i] -= lr * (nesterov ? d + mu * buf[i] : buf[i]);
       }
-    const auto got = run_optimizer(g::sgd{.lr = 0.1f, .momentum = 0.9f, .nesterov = nesterov, .weight_decay = 0.01f}, w0, gs);
+    const auto got = run_optimizer(
+        g::sgd{.lr = 0.1f, .momentum = 0.9f, .nesterov = nesterov, .weight_decay = 0.01f}, w0, gs);
     for (std::size_t i = 0; i < 2; ++i) CHECK(got[i] == doctest::Approx(w[i]).epsilon(1e-6));
   }
   const auto plain = run_optimizer(g::sgd{.lr = 0.1f}, w0, gs);
@@ -71,11 +72,14 @@ TEST_CASE("Adam and AdamW follow PyTorch's rules") {
     for (std::size_t t = 0; t < gs.size(); ++t)
       for (std::size_t i = 0; i < 2; ++i) {
         double gi = gs[t][i];
-        if (decoupled) w[i] *= 1 - lr * wd;
-        else gi += wd * w[i];
+        if (decoupled)
+          w[i] *= 1 - lr * wd;
+        else
+          gi += wd * w[i];
         m[i] = b1 * m[i] + (1 - b1) * gi;
         v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-        const double mh = m[i] / (1 - std::pow(b1, static_cast<double>(t) + 1.0)), vh = v[i] / (1 - std::pow(b2, static_cast<double>(t) + 1.0));
+        const double mh = m[i] / (1 - std::pow(b1, static_cast<double>(t) + 1.0)),
+                     vh = v[i] / (1 - std::pow(b2, static_cast<double>(t) + 1.0));
         w[i] -= lr * mh / (std::sqrt(vh) + eps);
       }
     const auto got = decoupled ? run_optimizer(g::adamw{.lr = 0.01f, .weight_decay = 0.1f}, w0, gs)
@@ -87,8 +91,10 @@ TEST_CASE("Adam and AdamW follow PyTorch's rules") {
 TEST_CASE("a partial batch trains exactly like a smaller batch") {
   auto a = g::make_model<small_net>(g::seed{1});
   auto b = g::make_model<small_net>(g::seed{1});
-  auto ta = std::make_unique<g::trainer<small_net, 8, g::sgd>>(*a, g::sgd{.lr = 0.1f, .momentum = 0.9f});
-  auto tb = std::make_unique<g::trainer<small_net, 3, g::sgd>>(*b, g::sgd{.lr = 0.1f, .momentum = 0.9f});
+  auto ta =
+      std::make_unique<g::trainer<small_net, 8, g::sgd>>(*a, g::sgd{.lr = 0.1f, .momentum = 0.9f});
+  auto tb =
+      std::make_unique<g::trainer<small_net, 3, g::sgd>>(*b, g::sgd{.lr = 0.1f, .momentum = 0.9f});
   const auto ds = synthetic(3, 5);
   for (std::size_t i = 0; i < 18; ++i) ta->input()[i] = tb->input()[i] = ds.features[i];
   for (std::size_t i = 18; i < 48; ++i) ta->input()[i] = 1e6f;  // garbage beyond the valid rows
@@ -106,8 +112,8 @@ TEST_CASE("pretrain: epochs, a partial last batch, callbacks, determinism") {
   std::vector<double> losses1, losses2;
   std::size_t epochs_seen = 0;
   auto a = g::make_model<small_net>(g::seed{4});
-  const auto rep = g::pretrain(*a, ds, g::sgd{.lr = 0.1f, .momentum = 0.9f}, g::epochs{3}, g::seed{11},
-                               g::on_step([&](const g::step_info& s) {
+  const auto rep = g::pretrain(*a, ds, g::sgd{.lr = 0.1f, .momentum = 0.9f}, g::epochs{3},
+                               g::seed{11}, g::on_step([&](const g::step_info& s) {
                                  rows.push_back(s.rows);
                                  losses1.push_back(s.loss);
                                }),
@@ -119,7 +125,7 @@ TEST_CASE("pretrain: epochs, a partial last batch, callbacks, determinism") {
   auto b = g::make_model<small_net>(g::seed{4});
   g::pretrain(*b, ds, g::sgd{.lr = 0.1f, .momentum = 0.9f}, g::epochs{3}, g::seed{11},
               g::on_step([&](const g::step_info& s) { losses2.push_back(s.loss); }));
-  CHECK(losses1 == losses2);                                   // same batches, same order
+  CHECK(losses1 == losses2);                 // same batches, same order
   CHECK(graft_test::bitwise_equal(*a, *b));  // bitwise-identical weights
   auto c = g::make_model<small_net>(g::seed{4});
   std::vector<double> losses3;
@@ -161,7 +167,8 @@ TEST_CASE("NaN or infinity stops training with a clear error") {
   ds.features[7] = std::nanf("");
   auto net = g::make_model<small_net>(g::seed{1});
   CHECK_THROWS_WITH_AS(g::pretrain(*net, ds, g::sgd{.lr = 0.1f}, g::epochs{1}),
-                       doctest::Contains("training stopped at step 1: the loss is"), g::training_error);
+                       doctest::Contains("training stopped at step 1: the loss is"),
+                       g::training_error);
   // exploding weights: a huge learning rate overflows within a few steps
   auto ds2 = synthetic(256, 1);
   for (auto& v : ds2.features) v *= 1e18f;
@@ -187,10 +194,11 @@ TEST_CASE("a dataset that does not fit the model is refused with both shapes nam
                        "input is 2x3 (6 values)",
                        std::invalid_argument);
   auto labels = g::data::make_classification("ten", {2, 3}, std::vector<float>(18), {0, 9, 1}, 10);
-  CHECK_THROWS_WITH_AS(g::evaluate(*net, labels),
-                       "graft: dataset 'ten': sample 1 has label 9, but classifier<3> expects labels "
-                       "0..2 (use only_classes(...).relabeled() to map classes)",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(
+      g::evaluate(*net, labels),
+      "graft: dataset 'ten': sample 1 has label 9, but classifier<3> expects labels "
+      "0..2 (use only_classes(...).relabeled() to map classes)",
+      std::invalid_argument);
 }
 
 TEST_CASE("a regressor learns a linear map") {
@@ -226,7 +234,8 @@ TEST_CASE("learning on real MNIST (a subset): above 89% after one epoch on 24000
   const auto before = g::evaluate(*net, mnist.test.take(2000));
   g::pretrain(*net, mnist.train.take(24000), g::sgd{.lr = 0.05f, .momentum = 0.9f}, g::epochs{1});
   const auto ev = g::evaluate(*net, mnist.test.take(2000));
-  MESSAGE("MNIST subset: accuracy " << ev.accuracy << " (before training " << before.accuracy << ")");
+  MESSAGE("MNIST subset: accuracy " << ev.accuracy << " (before training " << before.accuracy
+                                    << ")");
   CHECK(before.accuracy < 0.3);
   CHECK(ev.accuracy > 0.89);
   std::size_t diagonal = 0, total = 0;

@@ -8,8 +8,12 @@
 
 // Every public name lives in an inline versioned namespace so that two graft versions linked into
 // one program cannot silently mix (ODR), while users still write graft::name.
-#define GRAFT_BEGIN_NAMESPACE namespace graft { inline namespace v0 {
-#define GRAFT_END_NAMESPACE } }
+#define GRAFT_BEGIN_NAMESPACE \
+  namespace graft {           \
+  inline namespace v0 {
+#define GRAFT_END_NAMESPACE \
+  }                         \
+  }
 
 // Alignment of every buffer graft allocates (one cache line; enough for AVX-512 loads).
 GRAFT_BEGIN_NAMESPACE

@@ -73,7 +73,8 @@ template <class L, std::size_t Rows = 3> grad_report check_layer(std::uint64_t s
     const double numeric = (fp - fm) / (2 * h);
     rep.record(close(analytic, numeric), what, analytic, numeric);
   };
-  for (std::size_t i = 0; i < x.size(); ++i) probe(x[i], dx[i], L::name() + " input[" + std::to_string(i) + "]");
+  for (std::size_t i = 0; i < x.size(); ++i)
+    probe(x[i], dx[i], L::name() + " input[" + std::to_string(i) + "]");
   for (std::size_t j = 0; j < L::params.size(); ++j)
     for (std::size_t i = 0; i < L::params[j].size; ++i)
       probe(layer->param(j)[i], grads[j][i],

@@ -42,25 +42,37 @@ inline constexpr std::uint8_t float64 = 0x0E;
 constexpr std::size_t idx_element_size(std::uint8_t type) noexcept {
   switch (type) {
     case idx_type::ubyte:
-    case idx_type::sbyte: return 1;
-    case idx_type::int16: return 2;
+    case idx_type::sbyte:
+      return 1;
+    case idx_type::int16:
+      return 2;
     case idx_type::int32:
-    case idx_type::float32: return 4;
-    case idx_type::float64: return 8;
-    default: return 0;
+    case idx_type::float32:
+      return 4;
+    case idx_type::float64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 /// "ubyte", "sbyte", "int16", "int32", "float32", "float64", or "unknown".
 constexpr const char* idx_type_name(std::uint8_t type) noexcept {
   switch (type) {
-    case idx_type::ubyte: return "ubyte";
-    case idx_type::sbyte: return "sbyte";
-    case idx_type::int16: return "int16";
-    case idx_type::int32: return "int32";
-    case idx_type::float32: return "float32";
-    case idx_type::float64: return "float64";
-    default: return "unknown";
+    case idx_type::ubyte:
+      return "ubyte";
+    case idx_type::sbyte:
+      return "sbyte";
+    case idx_type::int16:
+      return "int16";
+    case idx_type::int32:
+      return "int32";
+    case idx_type::float32:
+      return "float32";
+    case idx_type::float64:
+      return "float64";
+    default:
+      return "unknown";
   }
 }
 
@@ -116,7 +128,8 @@ void convert_payload(std::uint8_t type, const unsigned char* p, std::size_t n, T
     case idx_type::float64:
       for (std::size_t i = 0; i < n; ++i) out[i] = f(std::bit_cast<double>(load_be64(p + 8 * i)));
       break;
-    default: throw std::invalid_argument("graft: unknown IDX type code " + hex_byte(type));
+    default:
+      throw std::invalid_argument("graft: unknown IDX type code " + hex_byte(type));
   }
 }
 

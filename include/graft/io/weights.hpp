@@ -57,14 +57,16 @@ inline std::uint64_t fnv1a(std::string_view s) noexcept {
 }
 
 template <class U> void put_le(std::vector<unsigned char>& out, U v) {
-  for (std::size_t i = 0; i < sizeof(U); ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
+  for (std::size_t i = 0; i < sizeof(U); ++i)
+    out.push_back(static_cast<unsigned char>(v >> (8 * i)));
 }
 template <class U> U get_le(const unsigned char* p) noexcept {
   U v = 0;
   for (std::size_t i = 0; i < sizeof(U); ++i) v |= static_cast<U>(static_cast<U>(p[i]) << (8 * i));
   return v;
 }
-template <class T> using scalar_bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+template <class T> using scalar_bits =
+    std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
 
 /// A parsed, fully validated weight file.
 struct weight_file {
@@ -110,7 +112,8 @@ inline weight_file parse_weights(const std::string& path, std::vector<unsigned c
   need(8, "version and scalar size");
   const auto version = get_le<std::uint32_t>(bytes.data() + at);
   if (version != weights_version)
-    throw fail(at, "format version " + std::to_string(weights_version), "version " + std::to_string(version));
+    throw fail(at, "format version " + std::to_string(weights_version),
+               "version " + std::to_string(version));
   w.scalar_size = get_le<std::uint32_t>(bytes.data() + at + 4);
   if (w.scalar_size != 4 && w.scalar_size != 8)
     throw fail(at + 4, "scalar size 4 or 8", std::to_string(w.scalar_size));
@@ -134,21 +137,23 @@ inline weight_file parse_weights(const std::string& path, std::vector<unsigned c
   w.payload_offset = at;
   const std::uint64_t max_count = (UINT64_MAX - 8) / 8 / 2;
   if (w.backbone_count > max_count || w.head_count > max_count)
-    throw fail(at - 16, "plausible parameter counts", std::to_string(w.backbone_count) + " and " +
-                                                           std::to_string(w.head_count));
+    throw fail(at - 16, "plausible parameter counts",
+               std::to_string(w.backbone_count) + " and " + std::to_string(w.head_count));
   const std::uint64_t payload = (w.backbone_count + w.head_count) * w.scalar_size;
   if (static_cast<std::uint64_t>(n - at) < payload + 8)
     throw fail(n, std::to_string(at + payload + 8) + " bytes in all",
                std::to_string(n) + " bytes (the file is truncated)");
   if (static_cast<std::uint64_t>(n - at) > payload + 8)
-    throw fail(at + payload + 8, "end of file", std::to_string(n - at - payload - 8) + " trailing bytes");
+    throw fail(at + payload + 8, "end of file",
+               std::to_string(n - at - payload - 8) + " trailing bytes");
   const auto stored = get_le<std::uint64_t>(bytes.data() + n - 8);
   const auto actual = fnv1a(bytes.data(), n - 8);
   if (stored != actual)
-    throw fail(n - 8, "checksum " + std::to_string(actual), std::to_string(stored) +
-                                                               " (the file is corrupted)");
+    throw fail(n - 8, "checksum " + std::to_string(actual),
+               std::to_string(stored) + " (the file is corrupted)");
   if (w.backbone_fp != fnv1a(w.backbone_desc) || w.head_fp != fnv1a(w.head_desc))
-    throw fail(16, "fingerprints matching the stored descriptions", "a mismatch (corrupted header)");
+    throw fail(16, "fingerprints matching the stored descriptions",
+               "a mismatch (corrupted header)");
   w.bytes = std::move(bytes);
   return w;
 }
@@ -203,8 +208,7 @@ template <class M> void save(const M& net, const std::string& path) {
 
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr)
-    throw io_error("graft: cannot write '" + tmp + "': " + std::strerror(errno));
+  if (f == nullptr) throw io_error("graft: cannot write '" + tmp + "': " + std::strerror(errno));
   bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size() && std::fflush(f) == 0;
 #if defined(__unix__) || defined(__APPLE__)
   ok = ok && ::fsync(::fileno(f)) == 0;
@@ -213,7 +217,8 @@ template <class M> void save(const M& net, const std::string& path) {
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     const std::string why = std::strerror(errno);
     std::remove(tmp.c_str());
-    throw io_error("graft: saving '" + path + "' failed: " + why + " (the previous file, if any, is intact)");
+    throw io_error("graft: saving '" + path + "' failed: " + why +
+                   " (the previous file, if any, is intact)");
   }
 }
 

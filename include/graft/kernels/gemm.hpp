@@ -20,8 +20,8 @@ namespace detail {
 
 // R rows of C, one panel of V vectors of columns, starting at column n.
 template <std::size_t R, std::size_t V, std::size_t N, class Arch, class T>
-inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t cs, const T* B,
-                        T* C, std::size_t n, bool accumulate) noexcept {
+inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t cs, const T* B, T* C,
+                        std::size_t n, bool accumulate) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t W = batch::size;
   batch acc[R][V];
@@ -65,7 +65,8 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
   std::size_t i = 0;
   for (; i + R <= I; i += R)
     detail::bcast_rows<R, N, Arch>(P, A + i * rs, rs, cs, B, C + i * N, accumulate);
-  for (; i < I; ++i) detail::bcast_rows<1, N, Arch>(P, A + i * rs, rs, cs, B, C + i * N, accumulate);
+  for (; i < I; ++i)
+    detail::bcast_rows<1, N, Arch>(P, A + i * rs, rs, cs, B, C + i * N, accumulate);
 }
 
 /// D[m][k] = sum_n Y[m*N + n] * W[k*N + n]  for m < M, k < K  (D = Y * W^T).

@@ -9,9 +9,9 @@ GRAFT_BEGIN_NAMESPACE
 namespace kernels::reference {
 
 /// C[i][n] (+)= sum_p A(i,p) * B[p][n], where A(i,p) = A[i*rs + p*cs], B is P x N, C is I x N.
-template <class T>
-void gemm_bcast(std::size_t I, std::size_t P, std::size_t N, const T* A, std::size_t rs,
-                std::size_t cs, const T* B, T* C, bool accumulate) {
+template <class T> void gemm_bcast(std::size_t I, std::size_t P, std::size_t N, const T* A,
+                                   std::size_t rs, std::size_t cs, const T* B, T* C,
+                                   bool accumulate) {
   for (std::size_t i = 0; i < I; ++i)
     for (std::size_t n = 0; n < N; ++n) {
       T s = accumulate ? C[i * N + n] : T(0);

@@ -31,9 +31,8 @@ template <class T, class In, class Fn> class elementwise_layer {
     const std::size_t n = rows * size;
     for (std::size_t i = 0; i < n; ++i) y[i] = Fn::f(x[i]);
   }
-  template <bool InputGrad, unsigned>
-  void backward(const T* /*x*/, const T* y, const T* dy, T* dx, T* const*,
-                std::size_t rows) const noexcept {
+  template <bool InputGrad, unsigned> void backward(const T* /*x*/, const T* y, const T* dy, T* dx,
+                                                    T* const*, std::size_t rows) const noexcept {
     if constexpr (InputGrad) {
       const std::size_t n = rows * size;
       for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] * Fn::df_from_y(y[i]);
@@ -54,8 +53,9 @@ struct relu_fn {
   template <class T> static T df_from_y(T y) noexcept { return y > T(0) ? T(1) : T(0); }
 };
 template <double Slope> struct leaky_relu_fn {
-  static_assert(Slope > 0.0, "graft: leaky_relu needs a positive slope (its derivative is read "
-                             "from the sign of the output)");
+  static_assert(Slope > 0.0,
+                "graft: leaky_relu needs a positive slope (its derivative is read "
+                "from the sign of the output)");
   static std::string name() { return "leaky_relu<" + std::to_string(Slope) + ">"; }
   template <class T> static T f(T x) noexcept { return x < T(0) ? static_cast<T>(Slope) * x : x; }
   template <class T> static T df_from_y(T y) noexcept {
@@ -82,7 +82,8 @@ struct sigmoid_fn {
 // Distinct types (not aliases) so that diagnostics print "graft::relu", not the detail template.
 struct relu : detail::elementwise_spec<detail::relu_fn> {};
 /// leaky_relu_slope<0.1>: x for x > 0, Slope * x otherwise.
-template <double Slope> struct leaky_relu_slope : detail::elementwise_spec<detail::leaky_relu_fn<Slope>> {};
+template <double Slope> struct leaky_relu_slope
+    : detail::elementwise_spec<detail::leaky_relu_fn<Slope>> {};
 struct leaky_relu : leaky_relu_slope<0.01> {};
 struct tanh : detail::elementwise_spec<detail::tanh_fn> {};
 struct sigmoid : detail::elementwise_spec<detail::sigmoid_fn> {};
@@ -102,8 +103,8 @@ template <class T, class In> class flatten_layer {
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     std::memcpy(y, x, rows * In::size * sizeof(T));
   }
-  template <bool InputGrad, unsigned>
-  void backward(const T*, const T*, const T* dy, T* dx, T* const*, std::size_t rows) const noexcept {
+  template <bool InputGrad, unsigned> void backward(const T*, const T*, const T* dy, T* dx,
+                                                    T* const*, std::size_t rows) const noexcept {
     if constexpr (InputGrad) std::memcpy(dx, dy, rows * In::size * sizeof(T));
   }
 };

@@ -40,9 +40,9 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
   }
 
   /// InputGrad: write dx = dy W^T. GradMask bit j: write the gradient of param j into grads[j].
-  template <bool InputGrad, unsigned GradMask>
-  void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* grads,
-                std::size_t rows) const noexcept {
+  template <bool InputGrad, unsigned GradMask> void backward(const T* x, const T* /*y*/,
+                                                             const T* dy, T* dx, T* const* grads,
+                                                             std::size_t rows) const noexcept {
     if constexpr ((GradMask & 1U) != 0)  // dW[K x N] = x^T dy
       kernels::gemm_bcast<N>(K, rows, x, 1, K, dy, grads[0], false);
     if constexpr ((GradMask & 2U) != 0) kernels::column_sum<N>(rows, dy, grads[1], false);

@@ -39,9 +39,8 @@ struct he {
 /// Glorot (Xavier) uniform: U(-sqrt(6/(fan_in+fan_out)), +...), zero bias. For tanh/sigmoid.
 struct glorot {
   static constexpr const char* name = "glorot";
-  template <class T>
-  static void weight(T* w, std::size_t n, std::size_t fan_in, std::size_t fan_out,
-                     splitmix64& rng) {
+  template <class T> static void weight(T* w, std::size_t n, std::size_t fan_in,
+                                        std::size_t fan_out, splitmix64& rng) {
     const double b = std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
     for (std::size_t i = 0; i < n; ++i) w[i] = static_cast<T>(rng.uniform(-b, b));
   }

@@ -23,27 +23,28 @@ struct param_desc {
 };
 
 /// Position of a layer in a model: 0 is the first layer after input<...>; the head comes last.
-template <std::size_t I> struct layer_index {
-  static constexpr std::size_t value = I;
-};
+template <std::size_t I> struct layer_index { static constexpr std::size_t value = I; };
 
 /// A spec bound to a scalar type and an input shape: what stacks, heads and trainers require.
 template <class L>
-concept BoundLayer = requires(L& l, const L& cl, const typename L::scalar* x,
-                              typename L::scalar* y, std::size_t rows, splitmix64& rng) {
+concept BoundLayer = requires(L& l, const L& cl, const typename L::scalar* x, typename L::scalar* y,
+                              std::size_t rows, splitmix64& rng) {
   typename L::scalar;
   requires Shape<typename L::input_shape>;
   requires Shape<typename L::output_shape>;
   { L::parameter_count } -> std::convertible_to<std::size_t>;
   { L::params.size() } -> std::convertible_to<std::size_t>;
-  { cl.forward(x, y, rows) } noexcept;
-  { l.init(rng) };
+  { cl.forward(x, y, rows) }
+  noexcept;
+  {l.init(rng)};
   { L::name() } -> std::convertible_to<std::string>;
 };
 
 /// A layer spec such as dense<64>: shape-agnostic until a stack binds it.
 template <class S>
-concept LayerSpec = requires { typename S::expects; };
+concept LayerSpec = requires {
+  typename S::expects;
+};
 
 namespace diagnostics {
 // Requirement names: what a layer expected of its input. The name says how to fix it.

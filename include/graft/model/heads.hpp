@@ -19,9 +19,8 @@ template <std::size_t N> struct softmax_cross_entropy {
 
   /// Sum over rows of -log softmax(z)[label]. If dz is not null, writes
   /// dz = (softmax(z) - onehot(label)) * scale.
-  template <class T>
-  static double evaluate(const T* z, const target_type* labels, std::size_t rows, T* dz,
-                         double scale) noexcept {
+  template <class T> static double evaluate(const T* z, const target_type* labels, std::size_t rows,
+                                            T* dz, double scale) noexcept {
     double total = 0;
     for (std::size_t r = 0; r < rows; ++r) {
       const T* zr = z + r * N;
@@ -46,9 +45,8 @@ template <std::size_t N> struct mean_squared_error {
   using target_type = float;
   static constexpr std::size_t target_size = N;
 
-  template <class T>
-  static double evaluate(const T* z, const target_type* t, std::size_t rows, T* dz,
-                         double scale) noexcept {
+  template <class T> static double evaluate(const T* z, const target_type* t, std::size_t rows,
+                                            T* dz, double scale) noexcept {
     double total = 0;
     for (std::size_t i = 0; i < rows * N; ++i) {
       const double d = static_cast<double>(z[i]) - static_cast<double>(t[i]);
@@ -66,7 +64,8 @@ template <std::size_t N, class Init = init::pytorch> struct classifier {
   static constexpr bool is_classifier = true;
   using layer_spec = dense<N, Init>;
   using loss = softmax_cross_entropy<N>;
-  using expects = diagnostics::expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone;
+  using expects =
+      diagnostics::expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone;
   template <class In> static constexpr bool accepts = FlatShape<In>;
   static std::string name() { return "classifier<" + std::to_string(N) + ">"; }
 };
@@ -77,7 +76,8 @@ template <std::size_t N, class Init = init::pytorch> struct regressor {
   static constexpr bool is_classifier = false;
   using layer_spec = dense<N, Init>;
   using loss = mean_squared_error<N>;
-  using expects = diagnostics::expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone;
+  using expects =
+      diagnostics::expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone;
   template <class In> static constexpr bool accepts = FlatShape<In>;
   static std::string name() { return "regressor<" + std::to_string(N) + ">"; }
 };

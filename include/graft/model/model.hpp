@@ -24,7 +24,8 @@ template <class Backbone, class Head> struct head_binding<Backbone, Head, true> 
     if constexpr (!Head::template accepts<got>)
       return sizeof(error::head_input_mismatch<layer_index<Backbone::layer_count>, Head,
                                                typename Head::expects, got>) == 0;
-    else return true;
+    else
+      return true;
   }
   static constexpr bool ok = diagnose();
   using type = std::conditional_t<ok, got, shape<got::size>>;
@@ -32,8 +33,10 @@ template <class Backbone, class Head> struct head_binding<Backbone, Head, true> 
 }  // namespace detail
 
 template <class Backbone, class H, class T = float> class model {
-  static_assert(is_stack<Backbone>::value, "graft: model<Backbone, Head>: Backbone must be a stack<...>");
-  static_assert(Head<H>, "graft: model<Backbone, Head>: Head must be a head such as classifier<10>");
+  static_assert(is_stack<Backbone>::value,
+                "graft: model<Backbone, Head>: Backbone must be a stack<...>");
+  static_assert(Head<H>,
+                "graft: model<Backbone, Head>: Head must be a head such as classifier<10>");
   static_assert(std::is_floating_point_v<T>, "graft: the scalar type must be float or double");
 
  public:
@@ -56,20 +59,23 @@ template <class Backbone, class H, class T = float> class model {
       Backbone::template parameter_count_of<T> + head_layer::parameter_count;
   static constexpr std::size_t parameter_bytes = parameter_count * sizeof(T);
 
-  template <std::size_t I> using layer_type =
-      std::conditional_t<(I < backbone_layer_count),
-                         typename backbone_layers::template type<(I < backbone_layer_count ? I : 0)>,
-                         head_layer>;
+  template <std::size_t I> using layer_type = std::conditional_t<
+      (I < backbone_layer_count),
+      typename backbone_layers::template type<(I < backbone_layer_count ? I : 0)>, head_layer>;
 
   template <std::size_t I> auto& layer() noexcept {
     static_assert(I < layer_count, "graft: layer index out of range");
-    if constexpr (I < backbone_layer_count) return backbone_.template get<I>();
-    else return head_;
+    if constexpr (I < backbone_layer_count)
+      return backbone_.template get<I>();
+    else
+      return head_;
   }
   template <std::size_t I> const auto& layer() const noexcept {
     static_assert(I < layer_count, "graft: layer index out of range");
-    if constexpr (I < backbone_layer_count) return backbone_.template get<I>();
-    else return head_;
+    if constexpr (I < backbone_layer_count)
+      return backbone_.template get<I>();
+    else
+      return head_;
   }
   head_layer& head() noexcept { return head_; }
   const head_layer& head() const noexcept { return head_; }
@@ -102,7 +108,8 @@ template <class Backbone, class H, class T = float> class model {
   /// initial weights do not depend on the head, and a head's do not depend on the backbone.
   void initialize(seed s) {
     for_each_layer([&](auto i, auto& l) {
-      auto rng = splitmix64::stream(s, decltype(i)::value == head_index ? 0xEADULL : decltype(i)::value);
+      auto rng =
+          splitmix64::stream(s, decltype(i)::value == head_index ? 0xEADULL : decltype(i)::value);
       l.init(rng);
     });
   }

@@ -23,12 +23,10 @@ template <class T> struct is_input : std::false_type {};
 template <std::size_t... D> struct is_input<input<D...>> : std::true_type {};
 
 /// Storage for bound layers, one base per layer (flat: no recursive tuple).
-template <std::size_t I, class L> struct layer_leaf {
-  L layer;
-};
+template <std::size_t I, class L> struct layer_leaf { L layer; };
 template <class Seq, class... L> struct layer_pack_impl;
-template <std::size_t... I, class... L>
-struct layer_pack_impl<std::index_sequence<I...>, L...> : layer_leaf<I, L>... {};
+template <std::size_t... I, class... L> struct layer_pack_impl<std::index_sequence<I...>, L...>
+    : layer_leaf<I, L>... {};
 
 template <class... L> struct layer_pack : layer_pack_impl<std::index_sequence_for<L...>, L...> {
   static constexpr std::size_t size = sizeof...(L);
@@ -70,7 +68,8 @@ template <class Spec, std::size_t Index, class Last> struct check_spec<true, Spe
     if constexpr (!Spec::template accepts<Last>)
       return sizeof(error::layer_input_mismatch<layer_index<Index>, Spec, typename Spec::expects,
                                                 Last>) == 0;
-    else return true;
+    else
+      return true;
   }
   static constexpr bool accepted = diagnose();
 };
@@ -109,14 +108,15 @@ template <class Input, class... Specs> struct stack {
   static constexpr std::size_t layer_count = sizeof...(Specs);
 
   /// The layers bound to scalar type T, as stored in a model.
-  template <class T>
-  using layers = typename detail::bind_all<T, valid, shapes, std::index_sequence_for<Specs...>,
-                                           Specs...>::type;
+  template <class T> using layers =
+      typename detail::bind_all<T, valid, shapes, std::index_sequence_for<Specs...>,
+                                Specs...>::type;
 
-  template <class T>
-  static constexpr std::size_t parameter_count_of = []<std::size_t... I>(std::index_sequence<I...>) {
+  template <class T> static constexpr std::size_t parameter_count_of = [
+  ]<std::size_t... I>(std::index_sequence<I...>) {
     return (std::size_t{0} + ... + layers<T>::template type<I>::parameter_count);
-  }(std::make_index_sequence<layers<T>::size>{});
+  }
+  (std::make_index_sequence<layers<T>::size>{});
 
   static constexpr std::size_t parameter_count = parameter_count_of<float>;
   template <class T = float>

@@ -25,9 +25,8 @@ struct sgd {
   static constexpr std::size_t state_count = 1;  ///< momentum buffer
   static constexpr const char* name = "sgd";
 
-  template <class T>
-  void update(T* w, const T* g, T* const* state, std::size_t n,
-              const update_context& c) const noexcept {
+  template <class T> void update(T* w, const T* g, T* const* state, std::size_t n,
+                                 const update_context& c) const noexcept {
     const T lr_ = static_cast<T>(c.lr), mu = static_cast<T>(momentum),
             wd = static_cast<T>(weight_decay);
     T* buf = state[0];
@@ -64,9 +63,8 @@ template <bool Decoupled> struct adam_optimizer {
   static constexpr std::size_t state_count = 2;  ///< first and second moments
   static constexpr const char* name = Decoupled ? "adamw" : "adam";
 
-  template <class T>
-  void update(T* w, const T* g, T* const* state, std::size_t n,
-              const update_context& c) const noexcept {
+  template <class T> void update(T* w, const T* g, T* const* state, std::size_t n,
+                                 const update_context& c) const noexcept {
     T* m = state[0];
     T* v = state[1];
     if (c.step == 1)
@@ -78,8 +76,10 @@ template <bool Decoupled> struct adam_optimizer {
     const T lr_ = static_cast<T>(c.lr), wd = static_cast<T>(weight_decay), e = static_cast<T>(eps);
     for (std::size_t i = 0; i < n; ++i) {
       T gi = g[i];
-      if constexpr (Decoupled) w[i] -= lr_ * wd * w[i];
-      else gi += wd * w[i];
+      if constexpr (Decoupled)
+        w[i] -= lr_ * wd * w[i];
+      else
+        gi += wd * w[i];
       m[i] = b1 * m[i] + (T(1) - b1) * gi;
       v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
       // PyTorch: w -= lr * (m / (1-b1^t)) / (sqrt(v) / sqrt(1-b2^t) + eps)

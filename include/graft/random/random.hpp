@@ -28,9 +28,7 @@ class splitmix64 {
   constexpr std::uint64_t operator()() noexcept { return next(); }
 
   /// Uniform double in [0, 1) with 53 random bits.
-  constexpr double uniform01() noexcept {
-    return static_cast<double>(next() >> 11) * 0x1.0p-53;
-  }
+  constexpr double uniform01() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
   /// Uniform double in [lo, hi).
   constexpr double uniform(double lo, double hi) noexcept { return lo + (hi - lo) * uniform01(); }
 

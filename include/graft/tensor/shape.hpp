@@ -26,7 +26,7 @@ template <std::size_t... D> struct is_shape<shape<D...>> : std::true_type {};
 
 /// A Shape is a shape<D...> with no zero extent.
 template <class S>
-concept Shape = is_shape<S>::value && (S::size > 0);
+concept Shape = is_shape<S>::value &&(S::size > 0);
 
 template <class S>
 concept FlatShape = Shape<S> && S::rank == 1;

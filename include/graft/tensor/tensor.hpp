@@ -35,8 +35,7 @@ template <class T, std::size_t... D> class tensor {
   tensor& operator=(const tensor&) = default;
 
   template <class U, std::size_t... E>
-    requires(!std::is_same_v<shape<D...>, shape<E...>>)
-  tensor& operator=(const tensor<U, E...>&) {
+  requires(!std::is_same_v<shape<D...>, shape<E...>>) tensor& operator=(const tensor<U, E...>&) {
     tensor_shape_mismatch<U, shape<E...>, shape<D...>> error{};
     (void)error;
     return *this;
@@ -53,13 +52,9 @@ template <class T, std::size_t... D> class tensor {
 
   /// Element access by multi-index; bounds are the caller's responsibility (as for operator[]).
   template <class... I>
-    requires(sizeof...(I) == rank)
-  T& operator()(I... i) noexcept {
-    return storage_(i...);
-  }
+  requires(sizeof...(I) == rank) T& operator()(I... i) noexcept { return storage_(i...); }
   template <class... I>
-    requires(sizeof...(I) == rank)
-  const T& operator()(I... i) const noexcept {
+  requires(sizeof...(I) == rank) const T& operator()(I... i) const noexcept {
     return storage_(i...);
   }
   T& operator[](std::size_t flat) noexcept { return data()[flat]; }

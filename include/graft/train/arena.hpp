@@ -14,8 +14,8 @@ template <class T> class arena {
   arena() = default;
   explicit arena(std::size_t count)
       : count_(count),
-        data_(static_cast<T*>(::operator new[](count * sizeof(T) + 1,
-                                               std::align_val_t{buffer_alignment}))) {
+        data_(static_cast<T*>(
+            ::operator new[](count * sizeof(T) + 1, std::align_val_t{buffer_alignment}))) {
     for (std::size_t i = 0; i < count; ++i) data_.get()[i] = T(0);
   }
   T* data() noexcept { return data_.get(); }

@@ -26,7 +26,9 @@ struct train_report {
   std::size_t samples = 0;
   double final_loss = 0;  ///< mean loss over the last epoch (or the run, when shorter)
   double seconds = 0;
-  double samples_per_second() const { return seconds > 0 ? static_cast<double>(samples) / seconds : 0; }
+  double samples_per_second() const {
+    return seconds > 0 ? static_cast<double>(samples) / seconds : 0;
+  }
 };
 
 namespace detail {
@@ -45,10 +47,10 @@ template <class M> void check_dataset(const data::dataset& ds) {
   using In = typename M::input_shape;
   const std::vector<std::size_t> model_dims(In::dims.begin(), In::dims.end());
   if (squeeze_leading_ones(ds.sample_shape) != squeeze_leading_ones(model_dims))
-    throw std::invalid_argument("graft: dataset '" + ds.name + "' has samples of shape " +
-                                shape_string(ds.sample_shape) + " (" +
-                                std::to_string(ds.sample_size()) + " values), but the model's input is " +
-                                In::str() + " (" + std::to_string(In::size) + " values)");
+    throw std::invalid_argument(
+        "graft: dataset '" + ds.name + "' has samples of shape " + shape_string(ds.sample_shape) +
+        " (" + std::to_string(ds.sample_size()) + " values), but the model's input is " +
+        In::str() + " (" + std::to_string(In::size) + " values)");
   using H = typename M::head_type;
   if constexpr (H::is_classifier) {
     if (ds.labels.size() != ds.size())
@@ -57,11 +59,10 @@ template <class M> void check_dataset(const data::dataset& ds) {
                                   std::to_string(ds.size()) + " samples");
     for (std::size_t i = 0; i < ds.labels.size(); ++i)
       if (ds.labels[i] < 0 || static_cast<std::size_t>(ds.labels[i]) >= H::classes)
-        throw std::invalid_argument("graft: dataset '" + ds.name + "': sample " + std::to_string(i) +
-                                    " has label " + std::to_string(ds.labels[i]) + ", but " +
-                                    H::name() + " expects labels 0.." +
-                                    std::to_string(H::classes - 1) +
-                                    " (use only_classes(...).relabeled() to map classes)");
+        throw std::invalid_argument(
+            "graft: dataset '" + ds.name + "': sample " + std::to_string(i) + " has label " +
+            std::to_string(ds.labels[i]) + ", but " + H::name() + " expects labels 0.." +
+            std::to_string(H::classes - 1) + " (use only_classes(...).relabeled() to map classes)");
   } else {
     if (ds.target_size != M::loss::target_size || ds.targets.size() != ds.size() * ds.target_size)
       throw std::invalid_argument("graft: dataset '" + ds.name + "' has " +
@@ -71,8 +72,9 @@ template <class M> void check_dataset(const data::dataset& ds) {
 }
 
 /// Copies rows idx[0..rows) of the dataset into the input buffer and their targets into tgt.
-template <class M, class T, class Target>
-void gather(const data::dataset& ds, const std::size_t* idx, std::size_t rows, T* input, Target* tgt) {
+template <class M, class T, class Target> void gather(const data::dataset& ds,
+                                                      const std::size_t* idx, std::size_t rows,
+                                                      T* input, Target* tgt) {
   constexpr std::size_t n = M::input_shape::size;
   for (std::size_t r = 0; r < rows; ++r) {
     const float* s = ds.sample(idx[r]);
@@ -141,13 +143,16 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Before&& before_step,
 }  // namespace detail
 
 /// Trains every parameter of net on ds (supervised pre-training on the source task).
-/// Options: epochs{n} or steps{n}, batch<N> (64), seed{s} (shuffling), on_step(f), on_epoch(f), quiet.
+/// Options: epochs{n} or steps{n}, batch<N> (64), seed{s} (shuffling), on_step(f), on_epoch(f),
+/// quiet.
 template <class M, class Opt, class... Options>
 train_report pretrain(M& net, const data::dataset& ds, Opt opt, Options... options) {
   static_assert(is_model<M>::value, "graft: pretrain(net, ...): net must be a graft::model");
-  static_assert(Optimizer<Opt>, "graft: pretrain: the third argument must be an optimizer (sgd, adam, adamw)");
+  static_assert(Optimizer<Opt>,
+                "graft: pretrain: the third argument must be an optimizer (sgd, adam, adamw)");
   constexpr std::size_t B = detail::batch_of<Options...>();
-  return detail::fit<freeze::none, B>(net, ds, opt, [](auto&, std::size_t) {}, options...);
+  return detail::fit<freeze::none, B>(
+      net, ds, opt, [](auto&, std::size_t) {}, options...);
 }
 
 /// Loss, accuracy and confusion matrix of a model on a dataset.
@@ -167,8 +172,7 @@ struct evaluation {
   }
 };
 
-template <std::size_t B = 256, class M>
-evaluation evaluate(const M& net, const data::dataset& ds) {
+template <std::size_t B = 256, class M> evaluation evaluate(const M& net, const data::dataset& ds) {
   static_assert(is_model<M>::value, "graft: evaluate(net, ...): net must be a graft::model");
   detail::check_dataset<M>(ds);
   using T = typename M::scalar;

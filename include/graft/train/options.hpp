@@ -45,12 +45,8 @@ struct epoch_info {
   double seconds;     ///< since the start of the run
 };
 
-template <class F> struct on_step_t {
-  F f;
-};
-template <class F> struct on_epoch_t {
-  F f;
-};
+template <class F> struct on_step_t { F f; };
+template <class F> struct on_epoch_t { F f; };
 /// Called after every step with a step_info; return nothing.
 template <class F> on_step_t<std::decay_t<F>> on_step(F&& f) { return {std::forward<F>(f)}; }
 /// Called after every epoch with an epoch_info.
@@ -65,8 +61,10 @@ template <class T> struct is_on_epoch : std::false_type {};
 template <class F> struct is_on_epoch<on_epoch_t<F>> : std::true_type {};
 
 template <class T> constexpr std::size_t batch_value_or_zero() {
-  if constexpr (is_batch<T>::value) return T::value;
-  else return 0;
+  if constexpr (is_batch<T>::value)
+    return T::value;
+  else
+    return 0;
 }
 template <class... O> constexpr std::size_t batch_of() {
   constexpr std::size_t found = (std::size_t{0} + ... + (is_batch<std::decay_t<O>>::value ? 1 : 0));
@@ -77,19 +75,24 @@ template <class... O> constexpr std::size_t batch_of() {
 
 /// The last option of type Want among opts, or def.
 template <class Want, class... O> Want option_or(Want def, const O&... opts) {
-  ([&] {
-    if constexpr (std::is_same_v<std::decay_t<O>, Want>) def = opts;
-  }(), ...);
+  (
+      [&] {
+        if constexpr (std::is_same_v<std::decay_t<O>, Want>) def = opts;
+      }(),
+      ...);
   return def;
 }
-template <class Want, class... O> constexpr bool has_option = (std::is_same_v<std::decay_t<O>, Want> || ...);
+template <class Want, class... O>
+constexpr bool has_option = (std::is_same_v<std::decay_t<O>, Want> || ...);
 
 /// Calls every on_step (or on_epoch) option with info.
 template <template <class> class Is, class Info, class... O>
 void invoke_callbacks(const Info& info, O&... opts) {
-  ([&] {
-    if constexpr (Is<std::decay_t<O>>::value) opts.f(info);
-  }(), ...);
+  (
+      [&] {
+        if constexpr (Is<std::decay_t<O>>::value) opts.f(info);
+      }(),
+      ...);
 }
 }  // namespace detail
 

@@ -40,8 +40,10 @@ class progress_line {
     drawn_ = true;
     const double t = seconds();
     const double rate = t > 0 ? static_cast<double>(samples) / t : 0.0;
-    const double eta = step > 0 ? t * static_cast<double>(total_steps - step) / static_cast<double>(step) : 0.0;
-    std::fprintf(stderr, "\r\033[Kepoch %zu/%zu  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %d:%02d",
+    const double eta =
+        step > 0 ? t * static_cast<double>(total_steps - step) / static_cast<double>(step) : 0.0;
+    std::fprintf(stderr,
+                 "\r\033[Kepoch %zu/%zu  step %zu/%zu  loss %.4f  %.0f samples/s  ETA %d:%02d",
                  epoch + 1, epochs, step, total_steps, loss, rate, static_cast<int>(eta) / 60,
                  static_cast<int>(eta) % 60);
     std::fflush(stderr);

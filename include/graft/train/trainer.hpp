@@ -48,8 +48,7 @@ template <class M> struct model_plan {
     return p;
   }();
 
-  template <class Policy>
-  static constexpr std::array<unsigned, L> grad_masks = [] {
+  template <class Policy> static constexpr std::array<unsigned, L> grad_masks = [] {
     std::array<unsigned, L> masks{};
     std::size_t backbone_parametric = 0;
     for (std::size_t i = 0; i + 1 < L; ++i) backbone_parametric += param_tensors[i] > 0 ? 1 : 0;
@@ -68,8 +67,7 @@ template <class M> struct model_plan {
   }();
 
   /// Lowest layer with a trainable parameter (L when nothing trains).
-  template <class Policy>
-  static constexpr std::size_t lowest_trainable = [] {
+  template <class Policy> static constexpr std::size_t lowest_trainable = [] {
     for (std::size_t i = 0; i < L; ++i)
       if (grad_masks<Policy>[i] != 0) return i;
     return L;
@@ -80,7 +78,8 @@ template <class M> struct model_plan {
 template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> class trainer {
   static_assert(is_model<M>::value, "graft: trainer<M, ...>: M must be a graft::model");
   static_assert(Batch > 0, "graft: the batch size must be positive");
-  static_assert(FreezePolicy<Policy>, "graft: not a freezing policy (needs static trains(layer_info, role))");
+  static_assert(FreezePolicy<Policy>,
+                "graft: not a freezing policy (needs static trains(layer_info, role))");
 
  public:
   using model_type = M;
@@ -98,7 +97,9 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     return (grad_masks[layer] >> param & 1U) != 0;
   }
   /// Whether layer i runs backward at all, and whether it computes its input gradient.
-  static constexpr bool runs_backward(std::size_t layer) noexcept { return layer >= lowest_trainable; }
+  static constexpr bool runs_backward(std::size_t layer) noexcept {
+    return layer >= lowest_trainable;
+  }
   static constexpr bool computes_input_grad(std::size_t layer) noexcept {
     return layer > lowest_trainable;
   }
@@ -199,7 +200,8 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   double compute_gradients(const target_type* targets, std::size_t rows) {
     forward(rows);
     T* dz = at(layout.delta[0]);
-    const double total = loss::evaluate(output(), targets, rows, dz, 1.0 / static_cast<double>(rows));
+    const double total =
+        loss::evaluate(output(), targets, rows, dz, 1.0 / static_cast<double>(rows));
     const double mean = total / static_cast<double>(rows);
     if (!std::isfinite(mean))
       throw training_error("graft: training stopped at step " + std::to_string(step_ + 1) +
