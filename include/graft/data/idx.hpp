@@ -100,7 +100,10 @@ inline std::string count_of(std::uint64_t n, const char* what) {
 
 inline std::string dims_string(const std::vector<std::size_t>& dims) {
   std::string s;
-  for (std::size_t d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  for (std::size_t d : dims) {
+    if (!s.empty()) s += 'x';
+    s += std::to_string(d);
+  }
   return s.empty() ? std::string("(none)") : s;
 }
 

@@ -44,15 +44,20 @@ template <std::size_t R, std::size_t N, class Arch, class T>
 inline void bcast_rows(std::size_t P, const T* A, std::size_t rs, std::size_t cs, const T* B, T* C,
                        bool accumulate) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
-  std::size_t n = 0;
-  for (; n + 2 * W <= N; n += 2 * W) bcast_panel<R, 2, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
-  for (; n + W <= N; n += W) bcast_panel<R, 1, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
-  for (; n < N; ++n)  // scalar tail columns
-    for (std::size_t r = 0; r < R; ++r) {
-      T s = accumulate ? C[r * N + n] : T(0);
-      for (std::size_t p = 0; p < P; ++p) s += A[r * rs + p * cs] * B[p * N + n];
-      C[r * N + n] = s;
-    }
+  // Column ranges known while compiling: [0, N2) in pairs of vectors, [N2, N1) one vector, then
+  // a scalar tail [N1, N).
+  constexpr std::size_t N2 = N / (2 * W) * (2 * W);
+  constexpr std::size_t N1 = N2 + (N - N2) / W * W;
+  for (std::size_t n = 0; n < N2; n += 2 * W)
+    bcast_panel<R, 2, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+  if constexpr (N1 > N2) bcast_panel<R, 1, N, Arch>(P, A, rs, cs, B, C, N2, accumulate);
+  if constexpr (N > N1)
+    for (std::size_t n = N1; n < N; ++n)
+      for (std::size_t r = 0; r < R; ++r) {
+        T s = accumulate ? C[r * N + n] : T(0);
+        for (std::size_t p = 0; p < P; ++p) s += A[r * rs + p * cs] * B[p * N + n];
+        C[r * N + n] = s;
+      }
 }
 
 }  // namespace detail
@@ -91,7 +96,8 @@ void gemm_dot(std::size_t M, const T* Y, const T* W, T* D) noexcept {
     for (std::size_t a = 0; a < BM; ++a)
       for (std::size_t b = 0; b < BK; ++b) {
         T s = xsimd::hadd(acc[a][b]);
-        for (std::size_t n = NV; n < N; ++n) s += Y[(m0 + a) * N + n] * W[(k0 + b) * N + n];
+        if constexpr (N > NV)
+          for (std::size_t n = NV; n < N; ++n) s += Y[(m0 + a) * N + n] * W[(k0 + b) * N + n];
         D[(m0 + a) * K + k0 + b] = s;
       }
   };

@@ -16,7 +16,11 @@ template <std::size_t... D> struct shape {
   /// "1x28x28", used in error messages and architecture fingerprints.
   static std::string str() {
     std::string s;
-    ((s += (s.empty() ? "" : "x") + std::to_string(D)), ...);
+    auto append = [&s](std::size_t d) {
+      if (!s.empty()) s += 'x';
+      s += std::to_string(d);
+    };
+    (append(D), ...);
     return s.empty() ? std::string("scalar") : s;
   }
 };

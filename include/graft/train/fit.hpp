@@ -34,7 +34,10 @@ struct train_report {
 namespace detail {
 inline std::string shape_string(const std::vector<std::size_t>& dims) {
   std::string s;
-  for (auto d : dims) s += (s.empty() ? "" : "x") + std::to_string(d);
+  for (auto d : dims) {
+    if (!s.empty()) s += 'x';
+    s += std::to_string(d);
+  }
   return s.empty() ? "scalar" : s;
 }
 inline std::vector<std::size_t> squeeze_leading_ones(std::vector<std::size_t> d) {
