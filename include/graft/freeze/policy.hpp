@@ -22,6 +22,41 @@ struct none {
   static constexpr bool trains(layer_info, role) noexcept { return true; }
 };
 
+/// Linear probing: the backbone is frozen, only the head trains.
+struct backbone {
+  static constexpr bool trains(layer_info l, role) noexcept { return l.is_head; }
+};
+
+/// The first N parametric layers of the backbone are frozen (Yosinski et al. 2014).
+template <std::size_t N> struct first {
+  static constexpr bool trains(layer_info l, role) noexcept {
+    return l.is_head || l.parametric_ordinal >= N;
+  }
+};
+
+/// BitFit / TinyTL: backbone weights frozen; backbone biases and the whole head train.
+struct bias_only {
+  static constexpr bool trains(layer_info l, role r) noexcept {
+    return l.is_head || r == role::bias;
+  }
+};
+
+/// The layers at the listed model indices (as in model.layer<I>()) are frozen; all others train.
+template <std::size_t... I> struct layers {
+  static constexpr bool trains(layer_info l, role) noexcept { return ((l.index != I) && ...); }
+};
+
+/// Combination: a parameter trains only if every policy lets it train (the frozen sets unite).
+/// E.g. all_of<first<1>, bias_only>: first layer frozen entirely, weights frozen elsewhere.
+template <class... P> struct all_of {
+  static constexpr bool trains(layer_info l, role r) noexcept { return (P::trains(l, r) && ...); }
+};
+
+/// A parameter trains if any policy lets it train (the frozen sets intersect).
+template <class... P> struct any_of {
+  static constexpr bool trains(layer_info l, role r) noexcept { return (P::trains(l, r) || ...); }
+};
+
 }  // namespace freeze
 
 template <class P>

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "graft/data/dataset.hpp"
+#include "graft/optim/schedules.hpp"
 #include "graft/train/options.hpp"
 #include "graft/train/progress.hpp"
 #include "graft/train/trainer.hpp"
@@ -26,6 +27,7 @@ struct train_report {
   std::size_t samples = 0;
   double final_loss = 0;  ///< mean loss over the last epoch (or the run, when shorter)
   double seconds = 0;
+  bool cached_features = false;  ///< whether a frozen prefix was computed once and cached
   double samples_per_second() const {
     return seconds > 0 ? static_cast<double>(samples) / seconds : 0;
   }
@@ -74,14 +76,11 @@ template <class M> void check_dataset(const data::dataset& ds) {
   }
 }
 
-/// Copies rows idx[0..rows) of the dataset into the input buffer and their targets into tgt.
-template <class M, class T, class Target> void gather(const data::dataset& ds,
-                                                      const std::size_t* idx, std::size_t rows,
-                                                      T* input, Target* tgt) {
-  constexpr std::size_t n = M::input_shape::size;
+/// Copies the targets of rows idx[0..rows) into tgt.
+template <class M, class Target> void gather_targets(const data::dataset& ds,
+                                                     const std::size_t* idx, std::size_t rows,
+                                                     Target* tgt) {
   for (std::size_t r = 0; r < rows; ++r) {
-    const float* s = ds.sample(idx[r]);
-    std::copy(s, s + n, input + r * n);
     if constexpr (M::head_type::is_classifier) {
       tgt[r] = ds.labels[idx[r]];
     } else {
@@ -92,13 +91,44 @@ template <class M, class T, class Target> void gather(const data::dataset& ds,
   }
 }
 
+/// Copies rows idx[0..rows) of the dataset into the input buffer and their targets into tgt.
+template <class M, class T, class Target> void gather(const data::dataset& ds,
+                                                      const std::size_t* idx, std::size_t rows,
+                                                      T* input, Target* tgt) {
+  constexpr std::size_t n = M::input_shape::size;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* s = ds.sample(idx[r]);
+    std::copy(s, s + n, input + r * n);
+  }
+  gather_targets<M>(ds, idx, rows, tgt);
+}
+
+template <class T> struct is_schedule_option : std::bool_constant<Schedule<T>> {};
+
+/// Indices of a model's parametric layers, bottom to top (the head last).
+template <class M> constexpr auto parametric_layers() {
+  constexpr std::size_t count = [] {
+    std::size_t c = 0;
+    meta::static_for<M::layer_count>([&](auto i) {
+      if constexpr (M::template layer_type<i>::params.size() > 0) ++c;
+    });
+    return c;
+  }();
+  std::array<std::size_t, count> idx{};
+  std::size_t c = 0;
+  meta::static_for<M::layer_count>([&](auto i) {
+    if constexpr (M::template layer_type<i>::params.size() > 0) idx[c++] = i;
+  });
+  return idx;
+}
+
 /// The training loop shared by pretrain and finetune.
-template <class Policy, std::size_t B, class M, class Opt, class Before, class... Options>
-train_report fit(M& net, const data::dataset& ds, Opt opt, Before&& before_step,
-                 Options&... options) {
+template <class Policy, std::size_t B, class M, class Opt, class... Options>
+train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) {
   check_dataset<M>(ds);
   if (ds.size() == 0) throw std::invalid_argument("graft: dataset '" + ds.name + "' is empty");
   using tr = trainer<M, B, Opt, Policy>;
+  using T = typename M::scalar;
   auto t = std::make_unique<tr>(net, opt);
   const std::size_t n = ds.size();
   const std::size_t per_epoch = (n + B - 1) / B;
@@ -111,8 +141,48 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Before&& before_step,
   const seed shuffle_seed = option_or(seed{0}, options...);
   progress_line bar(option_or(progress{true}, options...).enabled);
 
+  // ---- strategies -----------------------------------------------------------------------------
+  constexpr auto parametric = parametric_layers<M>();
+  if constexpr (has_option<discriminative_lr, Options...>) {
+    const double f = option_or(discriminative_lr{}, options...).factor;
+    double m = 1.0;
+    for (std::size_t k = parametric.size(); k-- > 0; m /= f) t->set_lr_multiplier(parametric[k], m);
+  }
+  constexpr bool gradual = has_option<gradual_unfreezing, Options...>;
+  std::size_t stage_steps = 0;
+  if constexpr (gradual) {
+    stage_steps = option_or(gradual_unfreezing{}, options...).stage_steps;
+    if (stage_steps == 0) stage_steps = std::max<std::size_t>(1, total / parametric.size());
+  }
+  constexpr bool penalty = has_option<l2_sp, Options...>;
+  std::vector<std::vector<T>> start_weights;  // L2-SP's w0, one vector per trainable tensor
+  l2_sp sp{};
+  if constexpr (penalty) {
+    sp = option_or(l2_sp{}, options...);
+    t->for_each_trainable([&](std::size_t, std::size_t, role, const T* w, T*, std::size_t size) {
+      start_weights.emplace_back(w, w + size);
+    });
+  }
+
+  // ---- feature cache of the frozen prefix -----------------------------------------------------
+  constexpr std::size_t K = tr::lowest_trainable < M::layer_count ? tr::lowest_trainable : 0;
+  constexpr std::size_t feature_size = tr::plan::sizes[K];
+  const bool cached = K > 0 && option_or(feature_cache{}, options...).enabled;
+  std::vector<T> cache;
   std::vector<std::size_t> order(n);
   std::vector<typename tr::target_type> targets(B * tr::target_size);
+  if (cached) {
+    cache.resize(n * feature_size);
+    for (std::size_t start = 0; start < n; start += B) {
+      const std::size_t rows = std::min(B, n - start);
+      std::iota(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(rows), start);
+      gather<M>(ds, order.data(), rows, t->input(), targets.data());
+      t->forward(rows, 0, K);
+      std::copy(t->activation(K), t->activation(K) + rows * feature_size,
+                cache.begin() + static_cast<std::ptrdiff_t>(start * feature_size));
+    }
+  }
+
   train_report rep;
   std::size_t step = 0;
   for (std::size_t e = 0; e < n_epochs && step < total; ++e) {
@@ -123,9 +193,46 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Before&& before_step,
     std::size_t epoch_rows = 0;
     for (std::size_t b = 0; b < per_epoch && step < total; ++b) {
       const std::size_t rows = std::min(B, n - b * B);
-      gather<M>(ds, order.data() + b * B, rows, t->input(), targets.data());
-      before_step(*t, step);
-      const double loss = t->step(targets.data(), rows);
+      const std::size_t* idx = order.data() + b * B;
+      if (cached) {
+        gather_targets<M>(ds, idx, rows, targets.data());
+        T* in = t->activation(K);
+        for (std::size_t r = 0; r < rows; ++r)
+          std::copy_n(cache.data() + idx[r] * feature_size, feature_size, in + r * feature_size);
+      } else {
+        gather<M>(ds, idx, rows, t->input(), targets.data());
+      }
+      (
+          [&] {
+            if constexpr (is_schedule_option<std::decay_t<Options>>::value)
+              t->set_learning_rate(options.lr(step, total, static_cast<double>(opt.lr)));
+          }(),
+          ...);
+      if constexpr (gradual) {
+        const std::size_t stage = std::min(step / stage_steps, parametric.size() - 1);
+        t->set_trainable_from(parametric[parametric.size() - 1 - stage]);
+      }
+      const double loss = t->compute_gradients(targets.data(), rows, cached ? K : 0);
+      if constexpr (penalty) {
+        std::size_t k = 0;
+        const std::size_t lo = t->trainable_from();
+        t->set_trainable_from(0);
+        t->for_each_trainable(
+            [&](std::size_t layer, std::size_t, role, const T* w, T* g, std::size_t size) {
+              const T* w0 = start_weights[k++].data();
+              if (layer < lo) return;  // not training yet (gradual unfreezing)
+              if (layer == M::head_index) {
+                const auto beta = static_cast<T>(sp.beta);
+                for (std::size_t i = 0; i < size; ++i) g[i] += beta * w[i];
+              } else {
+                const auto alpha = static_cast<T>(sp.alpha);
+                for (std::size_t i = 0; i < size; ++i) g[i] += alpha * (w[i] - w0[i]);
+              }
+            });
+        t->set_trainable_from(lo);
+      }
+      t->check_gradients();
+      t->apply_update();
       ++step;
       epoch_loss += loss * static_cast<double>(rows);
       epoch_rows += rows;
@@ -141,6 +248,7 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Before&& before_step,
   bar.finish();
   rep.steps = step;
   rep.seconds = bar.seconds();
+  rep.cached_features = cached;
   return rep;
 }
 }  // namespace detail
@@ -154,8 +262,38 @@ train_report pretrain(M& net, const data::dataset& ds, Opt opt, Options... optio
   static_assert(Optimizer<Opt>,
                 "graft: pretrain: the third argument must be an optimizer (sgd, adam, adamw)");
   constexpr std::size_t B = detail::batch_of<Options...>();
-  return detail::fit<freeze::none, B>(
-      net, ds, opt, [](auto&, std::size_t) {}, options...);
+  return detail::fit<freeze::none, B>(net, ds, opt, options...);
+}
+
+/// Fine-tunes net on ds under a freezing policy (freeze::none, freeze::backbone, freeze::first<N>,
+/// freeze::bias_only, freeze::layers<I...>, freeze::all_of<...>). Frozen parameters get no
+/// gradient buffer, no optimizer state and no update; layers below the lowest trainable one run
+/// forward only, once per sample when the features are cached (the default).
+/// Options as for pretrain, plus: discriminative_lr{f}, gradual_unfreezing{s}, l2_sp{a, b},
+/// feature_cache{false}, and a learning-rate schedule (schedule::cosine{}, ...).
+template <class Policy, class M, class Opt, class... Options>
+train_report finetune(M& net, const data::dataset& ds, Opt opt, Options... options) {
+  static_assert(is_model<M>::value, "graft: finetune(net, ...): net must be a graft::model");
+  static_assert(
+      FreezePolicy<Policy>,
+      "graft: finetune<Policy>: Policy must be a freezing policy such as freeze::backbone");
+  static_assert(Optimizer<Opt>,
+                "graft: finetune: the third argument must be an optimizer (sgd, adam, adamw)");
+  constexpr std::size_t B = detail::batch_of<Options...>();
+  return detail::fit<Policy, B>(net, ds, opt, options...);
+}
+
+/// LP-FT (Kumar et al. 2022): a linear probe (backbone frozen, features cached) for probe_steps at
+/// probe's rate, then full fine-tuning for full_steps at full's (lower) rate.
+template <class M, class OptProbe, class OptFull, class... Options>
+train_report lp_ft(M& net, const data::dataset& ds, OptProbe probe, OptFull full,
+                   std::size_t probe_steps, std::size_t full_steps, Options... options) {
+  auto a = finetune<freeze::backbone>(net, ds, probe, steps{probe_steps}, options...);
+  auto b = finetune<freeze::none>(net, ds, full, steps{full_steps}, options...);
+  b.steps += a.steps;
+  b.samples += a.samples;
+  b.seconds += a.seconds;
+  return b;
 }
 
 /// Loss, accuracy and confusion matrix of a model on a dataset.

@@ -97,3 +97,35 @@ void invoke_callbacks(const Info& info, O&... opts) {
 }  // namespace detail
 
 GRAFT_END_NAMESPACE
+
+GRAFT_BEGIN_NAMESPACE
+
+/// Fine-tuning options (see finetune):
+
+/// Discriminative learning rates (ULMFiT): the head uses the base rate, each parametric layer
+/// below it the rate of the layer above divided by `factor`.
+struct discriminative_lr {
+  double factor = 2.6;
+};
+
+/// Gradual unfreezing (ULMFiT): stage s trains the top s+1 parametric layers (the head first); the
+/// boundary moves down one parametric layer every `stage_steps` steps (0: the run split evenly).
+struct gradual_unfreezing {
+  std::size_t stage_steps = 0;
+};
+
+/// L2-SP (Li et al. 2018): adds alpha * (w - w0) to the gradient of every trainable backbone
+/// parameter (w0: its value when fine-tuning starts) and beta * w to the head's.
+struct l2_sp {
+  double alpha = 0.01;
+  double beta = 0.0;
+};
+
+/// Feature caching of a frozen prefix (on by default when the policy freezes the bottom layers):
+/// the prefix runs once per sample and training reads the cached features. Turn it off with
+/// feature_cache{false}, e.g. when samples are augmented on the fly.
+struct feature_cache {
+  bool enabled = true;
+};
+
+GRAFT_END_NAMESPACE

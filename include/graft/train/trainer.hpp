@@ -183,10 +183,19 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   double learning_rate() const noexcept { return lr_ < 0 ? static_cast<double>(opt_.lr) : lr_; }
   std::size_t steps_taken() const noexcept { return step_; }
 
-  /// Forward through every layer for the first `rows` rows of input().
-  void forward(std::size_t rows) noexcept {
+  /// Runtime boundary within what Policy allows (gradual unfreezing): layers below `layer` get no
+  /// backward call and no update. 0 (the default) leaves Policy's boundary as it is.
+  void set_trainable_from(std::size_t layer) noexcept { from_ = layer; }
+  std::size_t trainable_from() const noexcept {
+    return from_ > lowest_trainable ? from_ : lowest_trainable;
+  }
+
+  /// Forward for the first `rows` rows through layers [start, stop): the rows start in
+  /// activation(start) (input() when start is 0, cached features otherwise).
+  void forward(std::size_t rows, std::size_t start = 0, std::size_t stop = L) noexcept {
     meta::static_for<L>([&](auto i) {
-      net_->template layer<i>().forward(at(layout.act[i]), at(layout.act[i + 1]), rows);
+      if (i >= start && i < stop)
+        net_->template layer<i>().forward(at(layout.act[i]), at(layout.act[i + 1]), rows);
     });
   }
 
@@ -197,8 +206,9 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   }
 
   /// Forward, loss, backward: fills the gradients of trainable parameters; returns the mean loss.
-  double compute_gradients(const target_type* targets, std::size_t rows) {
-    forward(rows);
+  /// With start > 0 the rows start in activation(start) (a cached frozen prefix).
+  double compute_gradients(const target_type* targets, std::size_t rows, std::size_t start = 0) {
+    forward(rows, start);
     T* dz = at(layout.delta[0]);
     const double total =
         loss::evaluate(output(), targets, rows, dz, 1.0 / static_cast<double>(rows));
@@ -229,26 +239,49 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
       }
   }
 
-  /// Applies the optimizer to every trainable parameter.
+  /// Applies the optimizer to every trainable parameter at or above trainable_from(). Each
+  /// layer counts its own updates (Adam's bias correction starts when a layer starts training).
   void apply_update() noexcept {
     ++step_;
+    const std::size_t lo = trainable_from();
+    meta::static_for<L>([&](auto i) {
+      auto& layer = net_->template layer<i>();
+      using Layer = std::remove_cvref_t<decltype(layer)>;
+      if constexpr (grad_masks[i] != 0) {
+        if (i < lo) return;
+        ++layer_steps_[i];
+        meta::static_for<Layer::params.size()>([&](auto j) {
+          if constexpr (trains(i, j)) {
+            T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
+            for (std::size_t s = 0; s < Opt::state_count; ++s) state[s] = at(layout.state[s][i][j]);
+            const update_context c{layer_steps_[i], learning_rate() * lr_multiplier_[i]};
+            opt_.update(layer.param(j), at(layout.grad[i][j]), state, Layer::params[j].size, c);
+          }
+        });
+      }
+    });
+  }
+
+  /// Calls f(layer, param_index, role, T* param, T* grad, size) for every parameter that
+  /// trains now (at or above trainable_from()): for penalties such as L2-SP.
+  template <class F> void for_each_trainable(F&& f) {
+    const std::size_t lo = trainable_from();
     meta::static_for<L>([&](auto i) {
       auto& layer = net_->template layer<i>();
       using Layer = std::remove_cvref_t<decltype(layer)>;
       meta::static_for<Layer::params.size()>([&](auto j) {
-        if constexpr (trains(i, j)) {
-          T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
-          for (std::size_t s = 0; s < Opt::state_count; ++s) state[s] = at(layout.state[s][i][j]);
-          const update_context c{step_, learning_rate() * lr_multiplier_[i]};
-          opt_.update(layer.param(j), at(layout.grad[i][j]), state, Layer::params[j].size, c);
-        }
+        if constexpr (trains(i, j))
+          if (i >= lo)
+            f(std::size_t{i}, std::size_t{j}, Layer::params[j].kind, layer.param(j),
+              at(layout.grad[i][j]), Layer::params[j].size);
       });
     });
   }
 
-  /// One training step on the first `rows` rows of input(); returns the mean loss.
-  double step(const target_type* targets, std::size_t rows) {
-    const double l = compute_gradients(targets, rows);
+  /// One training step on the first `rows` rows of input() (or, with start > 0, of
+  /// activation(start)); returns the mean loss.
+  double step(const target_type* targets, std::size_t rows, std::size_t start = 0) {
+    const double l = compute_gradients(targets, rows, start);
     if (check_finite_) check_gradients();
     apply_update();
     return l;
@@ -267,15 +300,26 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
  private:
   void backward(std::size_t rows) noexcept {
     if constexpr (lowest_trainable < L) {
+      const std::size_t lo = trainable_from();
       meta::static_for_reverse<L>([&](auto i) {
         if constexpr (runs_backward(i)) {
+          if (i < lo) return;
           constexpr std::size_t parity = (L - 1 - i) % 2;
           T* grads[detail::max_params_per_layer]{};
           for (std::size_t j = 0; j < plan::param_tensors[i]; ++j)
             if (trains(i, j)) grads[j] = at(layout.grad[i][j]);
-          net_->template layer<i>().template backward<computes_input_grad(i), grad_masks[i]>(
-              at(layout.act[i]), at(layout.act[i + 1]), at(layout.delta[parity]),
-              at(layout.delta[1 - parity]), grads, rows);
+          auto& layer = net_->template layer<i>();
+          const T* x = at(layout.act[i]);
+          const T* y = at(layout.act[i + 1]);
+          const T* dy = at(layout.delta[parity]);
+          T* dx = at(layout.delta[1 - parity]);
+          if constexpr (computes_input_grad(i)) {
+            if (i > lo) {
+              layer.template backward<true, grad_masks[i]>(x, y, dy, dx, grads, rows);
+              return;
+            }
+          }
+          layer.template backward<false, grad_masks[i]>(x, y, dy, dx, grads, rows);
         }
       });
     }
@@ -305,6 +349,8 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   std::array<double, L> lr_multiplier_{};
   double lr_ = -1.0;
   std::size_t step_ = 0;
+  std::size_t from_ = 0;
+  std::array<std::size_t, L> layer_steps_{};
   bool check_finite_ = true;
 };
 
