@@ -92,9 +92,10 @@ template <std::size_t B> void run_k(std::size_t k, std::size_t seeds, const net_
       res.accuracy[method].values.push_back(g::evaluate(*net, test).accuracy);
       res.seconds[method].values.push_back(secs);
     }
-    std::fprintf(stderr, "\r  k=%zu: seed %zu/%zu done", k, s + 1, seeds);
+    if (g::stderr_is_terminal())
+      std::fprintf(stderr, "\r  k=%zu: seed %zu/%zu done", k, s + 1, seeds);
   }
-  std::fprintf(stderr, "\n");
+  if (g::stderr_is_terminal()) std::fprintf(stderr, "\n");
 }
 }  // namespace
 

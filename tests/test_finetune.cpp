@@ -8,6 +8,7 @@
 
 #include <graft/graft.hpp>
 
+#include "support/blobs.hpp"
 #include "support/compare.hpp"
 #include "support/gradcheck.hpp"
 
@@ -53,18 +54,8 @@ using counted_net = g::model<counted_backbone, g::classifier<3>>;
 // layer indices: 0 dense(1), 1 relu, 2 dense(2), 3 relu, 4 dense(3), 5 relu, 6 head
 
 g::data::dataset blobs(std::size_t n, std::size_t dims, std::uint64_t seed) {
-  g::splitmix64 rng(seed);
-  std::vector<float> x(n * dims);
-  std::vector<std::int32_t> y(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    y[i] = static_cast<std::int32_t>(rng.below(3));
-    for (std::size_t d = 0; d < dims; ++d)
-      x[i * dims + d] = static_cast<float>((d % 3 == static_cast<std::size_t>(y[i]) ? 1.0 : 0.0) +
-                                           0.3 * rng.normal());
-  }
-  std::vector<std::size_t> shape =
-      dims == 6 ? std::vector<std::size_t>{2, 3} : std::vector<std::size_t>{dims};
-  return g::data::make_classification("blobs", shape, std::move(x), std::move(y), 3);
+  return graft_test::blobs(
+      n, dims == 6 ? std::vector<std::size_t>{2, 3} : std::vector<std::size_t>{dims}, seed);
 }
 
 // Which tensors changed, as "layer.param" strings.

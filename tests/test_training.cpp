@@ -8,6 +8,7 @@
 #include <graft/graft.hpp>
 
 #include "support/alloc_counter.hpp"
+#include "support/blobs.hpp"
 #include "support/compare.hpp"
 
 namespace g = graft;
@@ -17,17 +18,7 @@ using small_backbone = g::stack<g::input<2, 3>, g::flatten, g::dense<8>, g::relu
 using small_net = g::model<small_backbone, g::classifier<3>>;
 
 g::data::dataset synthetic(std::size_t n, std::uint64_t seed) {
-  // Three separable blobs in 6 dimensions.
-  g::splitmix64 rng(seed);
-  std::vector<float> x(n * 6);
-  std::vector<std::int32_t> y(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    y[i] = static_cast<std::int32_t>(rng.below(3));
-    for (std::size_t d = 0; d < 6; ++d)
-      x[i * 6 + d] = static_cast<float>((d % 3 == static_cast<std::size_t>(y[i]) ? 1.0 : 0.0) +
-                                        0.3 * rng.normal());
-  }
-  return g::data::make_classification("synthetic", {2, 3}, std::move(x), std::move(y), 3);
+  return graft_test::blobs(n, {2, 3}, seed);
 }
 
 // Applies an optimizer to one parameter vector with a fixed gradient sequence, through the

@@ -222,15 +222,23 @@ template <class M> void save(const M& net, const std::string& path) {
   }
 }
 
+namespace detail {
+/// Reads and validates path for model type M (format, checksum, scalar size).
+template <class M> weight_file read_weights_for(const std::string& path) {
+  using T = typename M::scalar;
+  auto w = parse_weights(path, read_file(path));
+  if (w.scalar_size != sizeof(T))
+    throw io_error("graft: " + path + ": saved with " + std::to_string(w.scalar_size) +
+                   "-byte scalars, the model uses " + std::to_string(sizeof(T)) + "-byte scalars");
+  return w;
+}
+}  // namespace detail
+
 /// Reads all parameters from path into net. Refuses (io_error) a file of another architecture,
 /// scalar type, a truncated or corrupted file; net is unchanged then.
 template <class M> void load(M& net, const std::string& path) {
   static_assert(is_model<M>::value, "graft: load(net, path): net must be a graft::model");
-  using T = typename M::scalar;
-  const auto w = detail::parse_weights(path, detail::read_file(path));
-  if (w.scalar_size != sizeof(T))
-    throw io_error("graft: " + path + ": saved with " + std::to_string(w.scalar_size) +
-                   "-byte scalars, the model uses " + std::to_string(sizeof(T)) + "-byte scalars");
+  const auto w = detail::read_weights_for<M>(path);
   const std::string bd = M::backbone_description(), hd = M::head_description();
   if (w.backbone_desc != bd || w.head_desc != hd)
     throw io_error("graft: " + path + ": architecture differs.\n  file:  " + w.backbone_desc +
@@ -242,11 +250,7 @@ template <class M> void load(M& net, const std::string& path) {
 /// Refuses a file whose backbone differs; net is unchanged then.
 template <class M> void load_backbone(M& net, const std::string& path) {
   static_assert(is_model<M>::value, "graft: load_backbone(net, path): net must be a graft::model");
-  using T = typename M::scalar;
-  const auto w = detail::parse_weights(path, detail::read_file(path));
-  if (w.scalar_size != sizeof(T))
-    throw io_error("graft: " + path + ": saved with " + std::to_string(w.scalar_size) +
-                   "-byte scalars, the model uses " + std::to_string(sizeof(T)) + "-byte scalars");
+  const auto w = detail::read_weights_for<M>(path);
   const std::string bd = M::backbone_description();
   if (w.backbone_desc != bd)
     throw io_error("graft: " + path + ": backbone differs.\n  file:  " + w.backbone_desc +

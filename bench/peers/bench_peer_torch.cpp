@@ -1,0 +1,139 @@
+// Peer benchmark: the MLP 784-256-ReLU-128-ReLU-10 in LibTorch (torch::nn::Linear, torch::relu,
+// torch::nn::functional::cross_entropy, torch::optim::SGD), written the way the LibTorch docs
+// teach. Same workloads and data as graft's bench_mlp and bench_finetune; one thread: intra-op
+// and inter-op pools set to 1, and the OpenBLAS that Debian's LibTorch calls for GEMM pinned to 1.
+//   W1  training step, SGD momentum 0.9, lr 0.01, batch 64 (items/s = samples/s)
+//   W2  inference under torch::InferenceMode, batch 1 (latency) and batch 256 (throughput)
+//   W4  fine-tuning step with fc1 and fc2 frozen: requires_grad=false on their parameters, the
+//       optimiser only sees fc3, and the frozen part runs under torch::NoGradGuard (no autograd
+//       graph is recorded below the head)
+#include <torch/torch.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "peer_common.hpp"
+
+namespace {
+
+using peers::kH1;
+using peers::kH2;
+using peers::kIn;
+using peers::kOut;
+
+struct MlpImpl : torch::nn::Module {
+  MlpImpl()
+      : fc1(register_module("fc1", torch::nn::Linear(kIn, kH1))),
+        fc2(register_module("fc2", torch::nn::Linear(kH1, kH2))),
+        fc3(register_module("fc3", torch::nn::Linear(kH2, kOut))) {}
+
+  // The two lower dense layers with their ReLUs: the part that W4 freezes.
+  torch::Tensor features(const torch::Tensor& x) {
+    return torch::relu(fc2->forward(torch::relu(fc1->forward(x))));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc3->forward(features(x)); }
+
+  torch::nn::Linear fc1, fc2, fc3;
+};
+TORCH_MODULE(Mlp);
+
+// A [rows, 784] float tensor and a [rows] int64 label tensor holding the shared synthetic data.
+torch::Tensor inputs(int rows, std::uint64_t seed) {
+  auto v = peers::uniform_pixels(std::size_t(rows) * kIn, seed);
+  return torch::from_blob(v.data(), {rows, kIn}, torch::kFloat32).clone();
+}
+torch::Tensor labels(int rows) {
+  auto v = peers::cyclic_labels<std::int64_t>(rows);
+  return torch::from_blob(v.data(), {rows}, torch::kInt64).clone();
+}
+
+torch::optim::SGD make_sgd(std::vector<torch::Tensor> params) {
+  return torch::optim::SGD(std::move(params),
+                           torch::optim::SGDOptions(peers::kLr).momentum(peers::kMomentum));
+}
+
+void BM_W1_train_step_batch64(benchmark::State& state) {
+  constexpr int B = peers::kTrainBatch;
+  torch::manual_seed(0);
+  Mlp net;
+  auto opt = make_sgd(net->parameters());
+  const auto x = inputs(B, peers::kSeedTrain);
+  const auto y = labels(B);
+  for (auto _ : state) {
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+    loss.backward();
+    opt.step();
+    benchmark::DoNotOptimize(loss.item<float>());
+  }
+  peers::set_samples(state, B);
+}
+
+void BM_W4_finetune_frozen2_batch64(benchmark::State& state) {
+  constexpr int B = peers::kTrainBatch;
+  torch::manual_seed(0);
+  Mlp net;
+  for (auto* frozen : {&net->fc1, &net->fc2})
+    for (auto& p : (*frozen)->parameters()) p.requires_grad_(false);
+  auto opt = make_sgd(net->fc3->parameters());
+  const auto x = inputs(B, peers::kSeedTrain);
+  const auto y = labels(B);
+  for (auto _ : state) {
+    opt.zero_grad();
+    torch::Tensor h;
+    {
+      torch::NoGradGuard no_grad;  // frozen backbone: forward only, no graph recorded
+      h = net->features(x);
+    }
+    auto loss = torch::nn::functional::cross_entropy(net->fc3->forward(h), y);
+    loss.backward();
+    opt.step();
+    benchmark::DoNotOptimize(loss.item<float>());
+  }
+  peers::set_samples(state, B);
+}
+
+template <int B> void BM_W2_inference(benchmark::State& state) {
+  torch::manual_seed(0);
+  Mlp net;
+  net->eval();
+  torch::InferenceMode inference;  // no autograd bookkeeping at all (stronger than NoGradGuard)
+  const auto data = peers::uniform_pixels(std::size_t(B) * kIn, peers::kSeedInfer);
+  auto x = torch::empty({B, kIn}, torch::kFloat32);
+  for (auto _ : state) {
+    // As graft's benchmark: copy the input in, then forward.
+    std::memcpy(x.data_ptr<float>(), data.data(), data.size() * sizeof(float));
+    auto logits = net->forward(x);
+    benchmark::DoNotOptimize(logits.data_ptr<float>());
+    benchmark::ClobberMemory();
+  }
+  peers::set_samples(state, B);
+}
+
+BENCHMARK(BM_W1_train_step_batch64)->Name("W1_train_step_batch64");
+BENCHMARK(BM_W2_inference<1>)->Name("W2_inference_batch1");
+BENCHMARK(BM_W2_inference<256>)->Name("W2_inference_batch256");
+BENCHMARK(BM_W4_finetune_frozen2_batch64)->Name("W4_finetune_frozen2_batch64");
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any parallel work: the inter-op pool size can be set once only.
+  at::set_num_interop_threads(1);
+  torch::set_num_threads(1);
+  const bool blas_pinned = peers::pin_openblas_to_one_thread();
+  benchmark::AddCustomContext("peer", "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." +
+                                         std::to_string(TORCH_VERSION_MINOR));
+  benchmark::AddCustomContext("peer_threads", "intra-op " + std::to_string(at::get_num_threads()) +
+                                                  ", inter-op " +
+                                                  std::to_string(at::get_num_interop_threads()) +
+                                                  (blas_pinned ? ", OpenBLAS 1" : ""));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,78 @@
+// Shared by the peer benchmarks (bench_peer_*.cpp): the workload's shapes, the synthetic data
+// and single-thread pinning. Deliberately independent of graft, so that a peer's benchmark only
+// pays for its own library; the data generator reproduces graft::splitmix64 bit for bit, so the
+// inputs are the same numbers that graft's own benchmarks (bench_mlp.cpp, bench_finetune.cpp) use.
+#pragma once
+#include <dlfcn.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+namespace peers {
+
+// The MLP 784-256-ReLU-128-ReLU-10 (softmax cross-entropy) and the workloads' settings.
+inline constexpr int kIn = 784, kH1 = 256, kH2 = 128, kOut = 10;
+inline constexpr int kTrainBatch = 64;
+inline constexpr float kLr = 0.01f, kMomentum = 0.9f;
+
+// Seeds of graft's benchmarks: W1 and W4 inputs 1, W2 inputs 2, W5 operands 3 and 4.
+inline constexpr std::uint64_t kSeedTrain = 1, kSeedInfer = 2, kSeedGemmA = 3, kSeedGemmB = 4;
+
+// SplitMix64, as graft::splitmix64 (same constants, same 53-bit uniform01).
+class splitmix64 {
+ public:
+  explicit splitmix64(std::uint64_t s) noexcept : state_(s) {}
+  std::uint64_t next() noexcept {
+    std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  double uniform01() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+
+ private:
+  std::uint64_t state_;
+};
+
+// n floats uniform in [0, 1), row-major (sample after sample).
+inline std::vector<float> uniform_pixels(std::size_t n, std::uint64_t seed) {
+  splitmix64 rng(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>(rng.uniform01());
+  return v;
+}
+
+// Labels i % 10, converted to whatever integer type the peer wants.
+template <class Int = std::int64_t> std::vector<Int> cyclic_labels(std::size_t n) {
+  std::vector<Int> y(n);
+  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<Int>(i % kOut);
+  return y;
+}
+
+// Pins OpenBLAS to one thread if it is loaded in the process (LibTorch and dlib reach it through
+// libblas.so.3 on Debian). Looked up at run time so that a peer needs no link-time dependency on
+// OpenBLAS; returns false when no OpenBLAS is loaded (then there is nothing to pin).
+inline bool pin_openblas_to_one_thread() {
+  using set_threads_fn = void (*)(int);
+  auto fn = reinterpret_cast<set_threads_fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn == nullptr) return false;
+  fn(1);
+  return true;
+}
+
+// items/s = samples/s.
+inline void set_samples(benchmark::State& state, std::int64_t batch) {
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * batch);
+}
+
+// The "GFLOP/s" counter of graft's W5 benchmarks: 2*M*K*N per iteration, as a rate.
+inline void set_gflops(benchmark::State& state, double m, double k, double n) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * m * k * n * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
+}  // namespace peers
