@@ -21,6 +21,7 @@ template <class T> void fill(T* p, std::size_t n, std::uint64_t seed) {
 }
 
 void BM_W1_train_step_batch64(benchmark::State& state) {
+  g::parallel::set_threads(static_cast<int>(state.range(0)));
   auto net = g::make_model<net_t>(g::seed{0});
   auto t =
       std::make_unique<g::trainer<net_t, 64, g::sgd>>(*net, g::sgd{.lr = 0.01f, .momentum = 0.9f});
@@ -29,8 +30,10 @@ void BM_W1_train_step_batch64(benchmark::State& state) {
   for (std::size_t i = 0; i < 64; ++i) y[i] = static_cast<std::int32_t>(i % 10);
   for (auto _ : state) benchmark::DoNotOptimize(t->step(y.data(), 64));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 64);
+  g::parallel::set_threads(1);
 }
-BENCHMARK(BM_W1_train_step_batch64);
+// argument: threads (2 has an effect only in a GRAFT_OPENMP build, such as the release preset)
+BENCHMARK(BM_W1_train_step_batch64)->Arg(1)->Arg(2);
 
 template <std::size_t B> void BM_W2_inference(benchmark::State& state) {
   auto net = g::make_model<net_t>(g::seed{0});
@@ -63,6 +66,39 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_gemm(benchmark
 BENCHMARK(BM_W5_gemm<64, 784, 256>)->Name("BM_W5_gemm_64x784x256");
 BENCHMARK(BM_W5_gemm<64, 256, 128>)->Name("BM_W5_gemm_64x256x128");
 BENCHMARK(BM_W5_gemm<1, 784, 256>)->Name("BM_W5_gemm_1x784x256");
+
+// The two backward products of a dense layer: dX = dY W^T (gemm_dot) and dW = X^T dY (gemm_bcast
+// with A read transposed).
+template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dx(benchmark::State& state) {
+  std::vector<float> dy(M * N), w(K * N), dx(M * K);
+  fill(dy.data(), dy.size(), 3);
+  fill(w.data(), w.size(), 4);
+  for (auto _ : state) {
+    g::kernels::gemm_dot<K, N>(M, dy.data(), w.data(), dx.data());
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dw(benchmark::State& state) {
+  std::vector<float> x(M * K), dy(M * N), dw(K * N);
+  fill(x.data(), x.size(), 3);
+  fill(dy.data(), dy.size(), 4);
+  for (auto _ : state) {
+    g::kernels::gemm_bcast<N>(K, M, x.data(), 1, K, dy.data(), dw.data(), false);
+    benchmark::DoNotOptimize(dw.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_W5_dx<64, 256, 128>)->Name("BM_W5_dx_64x256x128");
+BENCHMARK(BM_W5_dx<64, 128, 10>)->Name("BM_W5_dx_64x128x10");
+BENCHMARK(BM_W5_dw<64, 784, 256>)->Name("BM_W5_dw_784x64x256");
+BENCHMARK(BM_W5_dw<64, 256, 128>)->Name("BM_W5_dw_256x64x128");
 
 // The single-core FMA peak: independent accumulators so that the FMA units never wait.
 void BM_W5_fma_peak(benchmark::State& state) {

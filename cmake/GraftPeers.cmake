@@ -3,7 +3,8 @@
 #   GRAFT_PEER_<NAME>_FOUND   TRUE
 #   graft_peer_<name>         an INTERFACE target carrying its includes, libraries and flags
 # for <name> in torch, dlib, tinydnn, openblas. On Debian bookworm:
-#   apt-get install libtorch-dev libdlib-dev tiny-dnn libopenblas-dev
+#   apt-get install libtorch-dev libdlib-dev libopenblas-dev \
+#                   tiny-dnn libcereal-dev libgemmlowp-dev libstb-dev
 include_guard(DIRECTORY)
 
 # ---- LibTorch (Debian installs TorchConfig.cmake) ----------------------------------------------
@@ -34,12 +35,33 @@ else()
 endif()
 
 # ---- tiny-dnn (header-only) --------------------------------------------------------------------
+# tiny_dnn.h also needs cereal, gemmlowp and stb, which Debian's tiny-dnn package neither depends on
+# nor ships: apt install libcereal-dev libgemmlowp-dev libstb-dev. Its headers include stb as
+# "third_party/stb/stb_image.h" (the layout of its source tree); when only a system stb exists
+# (Debian: /usr/include/stb), forwarding headers in that layout are generated in the build tree.
 set(GRAFT_PEER_TINYDNN_FOUND FALSE)
 find_path(GRAFT_TINYDNN_INCLUDE_DIR tiny_dnn/tiny_dnn.h)
-if(GRAFT_TINYDNN_INCLUDE_DIR)
+find_path(GRAFT_CEREAL_INCLUDE_DIR cereal/cereal.hpp)
+find_path(GRAFT_GEMMLOWP_INCLUDE_DIR gemmlowp/public/gemmlowp.h
+          HINTS ${GRAFT_TINYDNN_INCLUDE_DIR}/third_party)
+find_path(GRAFT_TINYDNN_STB_DIR third_party/stb/stb_image.h HINTS ${GRAFT_TINYDNN_INCLUDE_DIR})
+if(NOT GRAFT_TINYDNN_STB_DIR)
+  find_path(GRAFT_STB_INCLUDE_DIR stb_image.h PATH_SUFFIXES stb)
+  if(GRAFT_STB_INCLUDE_DIR)
+    set(GRAFT_TINYDNN_STB_DIR ${CMAKE_CURRENT_BINARY_DIR}/tinydnn_stb)
+    foreach(stb_header stb_image stb_image_resize stb_image_write)
+      file(CONFIGURE OUTPUT ${GRAFT_TINYDNN_STB_DIR}/third_party/stb/${stb_header}.h
+           CONTENT "#include \"${GRAFT_STB_INCLUDE_DIR}/${stb_header}.h\"\n")
+    endforeach()
+  endif()
+endif()
+if(GRAFT_TINYDNN_INCLUDE_DIR AND GRAFT_CEREAL_INCLUDE_DIR AND GRAFT_GEMMLOWP_INCLUDE_DIR
+   AND GRAFT_TINYDNN_STB_DIR)
   find_package(Threads REQUIRED)
   add_library(graft_peer_tinydnn INTERFACE)
-  target_include_directories(graft_peer_tinydnn SYSTEM INTERFACE ${GRAFT_TINYDNN_INCLUDE_DIR})
+  target_include_directories(graft_peer_tinydnn SYSTEM INTERFACE
+    ${GRAFT_TINYDNN_INCLUDE_DIR} ${GRAFT_CEREAL_INCLUDE_DIR} ${GRAFT_GEMMLOWP_INCLUDE_DIR}
+    ${GRAFT_TINYDNN_STB_DIR})
   # One thread: without this (and without TBB/OpenMP) tiny-dnn's parallel_for spawns std::async
   # tasks, one per hardware thread.
   target_compile_definitions(graft_peer_tinydnn INTERFACE CNN_SINGLE_THREAD)
@@ -47,7 +69,9 @@ if(GRAFT_TINYDNN_INCLUDE_DIR)
   set(GRAFT_PEER_TINYDNN_FOUND TRUE)
   message(STATUS "graft peers: tiny-dnn found in ${GRAFT_TINYDNN_INCLUDE_DIR}")
 else()
-  message(STATUS "graft peers: tiny-dnn not found, bench_peer_tinydnn skipped (apt install tiny-dnn)")
+  message(STATUS "graft peers: tiny-dnn or its cereal/gemmlowp/stb headers not found, "
+                 "bench_peer_tinydnn skipped "
+                 "(apt install tiny-dnn libcereal-dev libgemmlowp-dev libstb-dev)")
 endif()
 
 # ---- OpenBLAS (CBLAS interface) ----------------------------------------------------------------

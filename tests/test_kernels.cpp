@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <graft/kernels/gemm.hpp>
+#include <graft/kernels/parallel.hpp>
 #include <graft/kernels/reference.hpp>
 #include <graft/random/random.hpp>
 
@@ -104,4 +105,25 @@ TEST_CASE("the kernel comparison detects a wrong result") {
   std::size_t differing = 0;
   for (std::size_t i = 0; i < C.size(); ++i) differing += std::abs(C[i] - R[i]) > 1e-4f ? 1 : 0;
   CHECK(differing == 1);
+}
+
+TEST_CASE("threads: the same results, bitwise, on one thread and on several") {
+  CHECK(graft::parallel::threads() >= 1);
+  if (graft::parallel::available()) {
+    CHECK(graft::parallel::threads() == 2);  // GRAFT_THREADS=2 in this test's environment
+  }
+  const auto A = random_vector<float>(64 * 784, 1), B = random_vector<float>(784 * 256, 2);
+  const auto Y = random_vector<float>(64 * 256, 3);
+  std::vector<float> c1(64 * 256), c2(64 * 256), d1(64 * 784), d2(64 * 784);
+  graft::parallel::set_threads(1);
+  k::gemm_bcast<256>(64, 784, A.data(), 784, 1, B.data(), c1.data(), false);
+  k::gemm_dot<784, 256>(64, Y.data(), B.data(), d1.data());
+  graft::parallel::set_threads(2);
+  k::gemm_bcast<256>(64, 784, A.data(), 784, 1, B.data(), c2.data(), false);
+  k::gemm_dot<784, 256>(64, Y.data(), B.data(), d2.data());
+  CHECK(c1 == c2);
+  CHECK(d1 == d2);
+  std::vector<float> r(64 * 256);
+  ref::gemm_bcast(64, 784, 256, A.data(), 784, 1, B.data(), r.data(), false);
+  check_near(c2, r, 784);
 }

@@ -10,6 +10,7 @@
 //       freezing mechanism: update_parameters() skips them, but back_propagate_error() still
 //       computes their parameter gradients and the gradient down to the input
 #include <dlib/dnn.h>
+#include <dlib/revision.h>
 
 #include <string>
 #include <vector>

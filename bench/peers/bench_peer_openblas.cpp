@@ -31,8 +31,14 @@ struct dense {
   std::vector<float> w, b, gw, gb, vw, vb;
 
   dense(int n_in, int n_out, std::uint64_t seed)
-      : in(n_in), out(n_out), w(std::size_t(n_in) * n_out), b(n_out, 0.0f), gw(w.size()),
-        gb(n_out), vw(w.size(), 0.0f), vb(n_out, 0.0f) {
+      : in(n_in),
+        out(n_out),
+        w(std::size_t(n_in) * n_out),
+        b(n_out, 0.0f),
+        gw(w.size()),
+        gb(n_out),
+        vw(w.size(), 0.0f),
+        vb(n_out, 0.0f) {
     // PyTorch's default bound 1/sqrt(fan_in); the values do not matter for speed.
     peers::splitmix64 rng(seed);
     const double bound = 1.0 / std::sqrt(static_cast<double>(n_in));
@@ -74,7 +80,8 @@ struct dense {
 
   // SGD with momentum, PyTorch's form (as graft's sgd): v = mu*v + g; p -= lr*v.
   void update(float lr, float mu) {
-    auto step = [lr, mu](std::vector<float>& p, std::vector<float>& v, const std::vector<float>& g) {
+    auto step = [lr, mu](std::vector<float>& p, std::vector<float>& v,
+                         const std::vector<float>& g) {
       for (std::size_t i = 0; i < p.size(); ++i) {
         v[i] = mu * v[i] + g[i];
         p[i] -= lr * v[i];
@@ -110,9 +117,15 @@ float softmax_xent(float* z, const int* labels, int rows) {
 class mlp {
  public:
   explicit mlp(int batch)
-      : l1_(kIn, kH1, 11), l2_(kH1, kH2, 12), l3_(kH2, kOut, 13), batch_(batch),
-        x_(std::size_t(batch) * kIn), a1_(std::size_t(batch) * kH1), a2_(std::size_t(batch) * kH2),
-        z_(std::size_t(batch) * kOut), d1_(a1_.size()), d2_(a2_.size()) {}
+      : l1_(kIn, kH1, 11),
+        l2_(kH1, kH2, 12),
+        l3_(kH2, kOut, 13),
+        x_(std::size_t(batch) * kIn),
+        a1_(std::size_t(batch) * kH1),
+        a2_(std::size_t(batch) * kH2),
+        z_(std::size_t(batch) * kOut),
+        d1_(a1_.size()),
+        d2_(a2_.size()) {}
 
   float* input() { return x_.data(); }
 
@@ -143,7 +156,6 @@ class mlp {
 
  private:
   dense l1_, l2_, l3_;
-  int batch_;
   std::vector<float> x_, a1_, a2_, z_, d1_, d2_;
 };
 
@@ -190,8 +202,7 @@ template <int K, int N> void BM_W5_gemv(benchmark::State& state) {
   const auto b = peers::uniform_pixels(std::size_t(K) * N, peers::kSeedGemmB);
   std::vector<float> c(N);
   for (auto _ : state) {
-    cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, b.data(), N, a.data(), 1, 0.0f, c.data(),
-                1);
+    cblas_sgemv(CblasRowMajor, CblasTrans, K, N, 1.0f, b.data(), N, a.data(), 1, 0.0f, c.data(), 1);
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }

@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
   torch::set_num_threads(1);
   const bool blas_pinned = peers::pin_openblas_to_one_thread();
   benchmark::AddCustomContext("peer", "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." +
-                                         std::to_string(TORCH_VERSION_MINOR));
+                                          std::to_string(TORCH_VERSION_MINOR));
   benchmark::AddCustomContext("peer_threads", "intra-op " + std::to_string(at::get_num_threads()) +
                                                   ", inter-op " +
                                                   std::to_string(at::get_num_interop_threads()) +

@@ -5,8 +5,13 @@
 
 #include <iostream>
 
+// clang-format off
 using net_type = dlib::loss_multiclass_log<
-    dlib::fc<10, dlib::relu<dlib::fc<128, dlib::relu<dlib::fc<256, dlib::input<dlib::matrix<float>>>>>>>>;
+                 dlib::fc<10,
+                 dlib::relu<dlib::fc<128,
+                 dlib::relu<dlib::fc<256,
+                 dlib::input<dlib::matrix<float>>>>>>>>;
+// clang-format on
 
 int main() {
   net_type net;

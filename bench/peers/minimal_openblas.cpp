@@ -32,7 +32,8 @@ std::vector<float> forward(const dense& d, const std::vector<float>& x, bool rel
   std::vector<float> y(d.b);
   cblas_sgemv(CblasRowMajor, CblasTrans, d.in, d.out, 1.0f, d.w.data(), d.out, x.data(), 1, 1.0f,
               y.data(), 1);
-  if (relu) for (auto& v : y) v = std::max(v, 0.0f);
+  if (relu)
+    for (auto& v : y) v = std::max(v, 0.0f);
   return y;
 }
 

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "graft/freeze/policy.hpp"
+#include "graft/kernels/parallel.hpp"
 #include "graft/model/model.hpp"
 #include "graft/optim/optimizers.hpp"
 #include "graft/train/arena.hpp"
@@ -252,10 +253,14 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
         ++layer_steps_[i];
         meta::static_for<Layer::params.size()>([&](auto j) {
           if constexpr (trains(i, j)) {
-            T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
-            for (std::size_t s = 0; s < Opt::state_count; ++s) state[s] = at(layout.state[s][i][j]);
             const update_context c{layer_steps_[i], learning_rate() * lr_multiplier_[i]};
-            opt_.update(layer.param(j), at(layout.grad[i][j]), state, Layer::params[j].size, c);
+            // element-wise: large tensors are split between threads (when graft has them)
+            parallel::for_range(Layer::params[j].size, 1U << 15, [&](std::size_t b, std::size_t e) {
+              T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
+              for (std::size_t s = 0; s < Opt::state_count; ++s)
+                state[s] = at(layout.state[s][i][j]) + b;
+              opt_.update(layer.param(j) + b, at(layout.grad[i][j]) + b, state, e - b, c);
+            });
           }
         });
       }
