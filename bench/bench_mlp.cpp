@@ -1,7 +1,10 @@
-// Google Benchmark: the MLP 784-256-128-10 of the examples.
-//   W1  training step, SGD momentum, batch 64 (items/s = samples/s)
-//   W2  inference, batch 1 (latency) and batch 256 (throughput)
-//   the dense kernels' GFLOP/s at the MLP's shapes and a single-core FMA peak, for context.
+// Google Benchmark: graft on the benchmark suite's workloads (bench/peers/ runs the same workloads
+// with LibTorch, dlib, tiny-dnn and OpenBLAS; tools/bench_table.py prints the ratios). float32.
+//   W1  training step of the MLP 784-256-128-10, SGD momentum, batch 64     (items/s = samples/s)
+//   W2  the same MLP: batch-1 latency and batch-256 throughput
+//   W4  fine-tuning step with the two lower dense layers frozen, without and with feature caching
+//   W5  the single-core FMA peak, and the dense kernels' GFLOP/s at the MLP's shapes
+// Names ending in _threads2 use two threads (a GRAFT_OPENMP build, such as the release preset).
 #include <benchmark/benchmark.h>
 
 #include <vector>
@@ -13,27 +16,43 @@ namespace g = graft;
 using mlp =
     g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using net_t = g::model<mlp, g::classifier<10>>;
+using opt_t = g::sgd;
 
 namespace {
 template <class T> void fill(T* p, std::size_t n, std::uint64_t seed) {
   g::splitmix64 rng(seed);
   for (std::size_t i = 0; i < n; ++i) p[i] = static_cast<T>(rng.uniform01());
 }
+void flops_counter(benchmark::State& state, double flops_per_iteration) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops_per_iteration * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+struct threads_scope {  // the benchmark's thread count, back to one thread afterwards
+  explicit threads_scope(int n) { g::parallel::set_threads(n); }
+  ~threads_scope() { g::parallel::set_threads(1); }
+  threads_scope(const threads_scope&) = delete;
+  threads_scope& operator=(const threads_scope&) = delete;
+};
 
-void BM_W1_train_step_batch64(benchmark::State& state) {
-  g::parallel::set_threads(static_cast<int>(state.range(0)));
+// A training step through trainer<..., Policy>; with Cached, the rows start at the lowest trainable
+// layer (features computed once, as finetune does with a frozen prefix).
+template <class Policy, bool Cached, int Threads> void BM_step(benchmark::State& state) {
+  threads_scope threads(Threads);
+  using tr = g::trainer<net_t, 64, opt_t, Policy>;
   auto net = g::make_model<net_t>(g::seed{0});
-  auto t =
-      std::make_unique<g::trainer<net_t, 64, g::sgd>>(*net, g::sgd{.lr = 0.01f, .momentum = 0.9f});
-  fill(t->input(), 64 * 784, 1);
+  auto t = std::make_unique<tr>(*net, opt_t{.lr = 0.01f, .momentum = 0.9f});
+  constexpr std::size_t start = Cached ? tr::lowest_trainable : 0;
+  fill(t->activation(start), 64 * tr::plan::sizes[start], 1);
   std::vector<std::int32_t> y(64);
   for (std::size_t i = 0; i < 64; ++i) y[i] = static_cast<std::int32_t>(i % 10);
-  for (auto _ : state) benchmark::DoNotOptimize(t->step(y.data(), 64));
+  for (auto _ : state) benchmark::DoNotOptimize(t->step(y.data(), 64, start));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 64);
-  g::parallel::set_threads(1);
 }
-// argument: threads (2 has an effect only in a GRAFT_OPENMP build, such as the release preset)
-BENCHMARK(BM_W1_train_step_batch64)->Arg(1)->Arg(2);
+BENCHMARK(BM_step<g::freeze::none, false, 1>)->Name("W1_train_step_batch64");
+BENCHMARK(BM_step<g::freeze::none, false, 2>)->Name("W1_train_step_batch64_threads2");
+BENCHMARK(BM_step<g::freeze::first<2>, false, 1>)->Name("W4_finetune_frozen2_batch64");
+BENCHMARK(BM_step<g::freeze::first<2>, true, 1>)->Name("W4_finetune_frozen2_cached_batch64");
 
 template <std::size_t B> void BM_W2_inference(benchmark::State& state) {
   auto net = g::make_model<net_t>(g::seed{0});
@@ -47,10 +66,13 @@ template <std::size_t B> void BM_W2_inference(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(B));
 }
-BENCHMARK(BM_W2_inference<1>)->Name("BM_W2_inference_batch1");
-BENCHMARK(BM_W2_inference<256>)->Name("BM_W2_inference_batch256");
+BENCHMARK(BM_W2_inference<1>)->Name("W2_inference_batch1");
+BENCHMARK(BM_W2_inference<256>)->Name("W2_inference_batch256");
 
-template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_gemm(benchmark::State& state) {
+// Forward product of a dense layer: C[M x N] = A[M x K] * B[K x N].
+template <std::size_t M, std::size_t K, std::size_t N, int Threads>
+void BM_W5_gemm(benchmark::State& state) {
+  threads_scope threads(Threads);
   std::vector<float> a(M * K), b(K * N), c(M * N);
   fill(a.data(), a.size(), 3);
   fill(b.data(), b.size(), 4);
@@ -59,16 +81,14 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_gemm(benchmark
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  flops_counter(state, 2.0 * M * K * N);
 }
-BENCHMARK(BM_W5_gemm<64, 784, 256>)->Name("BM_W5_gemm_64x784x256");
-BENCHMARK(BM_W5_gemm<64, 256, 128>)->Name("BM_W5_gemm_64x256x128");
-BENCHMARK(BM_W5_gemm<1, 784, 256>)->Name("BM_W5_gemm_1x784x256");
+BENCHMARK(BM_W5_gemm<64, 784, 256, 1>)->Name("W5_gemm_64x784x256");
+BENCHMARK(BM_W5_gemm<64, 256, 128, 1>)->Name("W5_gemm_64x256x128");
+BENCHMARK(BM_W5_gemm<1, 784, 256, 1>)->Name("W5_gemm_1x784x256");
+BENCHMARK(BM_W5_gemm<64, 784, 256, 2>)->Name("W5_gemm_64x784x256_threads2");
 
-// The two backward products of a dense layer: dX = dY W^T (gemm_dot) and dW = X^T dY (gemm_bcast
-// with A read transposed).
+// The two backward products of a dense layer: dX = dY W^T and dW = X^T dY.
 template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dx(benchmark::State& state) {
   std::vector<float> dy(M * N), w(K * N), dx(M * K);
   fill(dy.data(), dy.size(), 3);
@@ -78,9 +98,7 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dx(benchmark::
     benchmark::DoNotOptimize(dx.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  flops_counter(state, 2.0 * M * K * N);
 }
 template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dw(benchmark::State& state) {
   std::vector<float> x(M * K), dy(M * N), dw(K * N);
@@ -91,14 +109,10 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dw(benchmark::
     benchmark::DoNotOptimize(dw.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2.0 * M * K * N * static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  flops_counter(state, 2.0 * M * K * N);
 }
-BENCHMARK(BM_W5_dx<64, 256, 128>)->Name("BM_W5_dx_64x256x128");
-BENCHMARK(BM_W5_dx<64, 128, 10>)->Name("BM_W5_dx_64x128x10");
-BENCHMARK(BM_W5_dw<64, 784, 256>)->Name("BM_W5_dw_784x64x256");
-BENCHMARK(BM_W5_dw<64, 256, 128>)->Name("BM_W5_dw_256x64x128");
+BENCHMARK(BM_W5_dx<64, 256, 128>)->Name("W5_dx_64x256x128");
+BENCHMARK(BM_W5_dw<64, 784, 256>)->Name("W5_dw_784x64x256");
 
 // The single-core FMA peak: independent accumulators so that the FMA units never wait.
 void BM_W5_fma_peak(benchmark::State& state) {
@@ -112,11 +126,9 @@ void BM_W5_fma_peak(benchmark::State& state) {
       for (int i = 0; i < chains; ++i) acc[i] = xsimd::fma(acc[i], x, y);
     benchmark::DoNotOptimize(acc);
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * batch::size * chains * 1000 * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  flops_counter(state, 2.0 * batch::size * chains * 1000);
 }
-BENCHMARK(BM_W5_fma_peak);
+BENCHMARK(BM_W5_fma_peak)->Name("W5_fma_peak");
 }  // namespace
 
 BENCHMARK_MAIN();

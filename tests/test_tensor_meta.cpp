@@ -40,6 +40,7 @@ static_assert(mlp_trainer::gradient_bytes == 235'146 * 4);
 static_assert(mlp_trainer::optimizer_state_bytes == 235'146 * 4);
 static_assert(g::trainer<mlp_net, 64, g::adam>::optimizer_state_bytes == 2 * 235'146 * 4);
 static_assert(g::runner<mlp_net, 1>::activation_bytes == 2 * 784 * 4);
+static_assert(sizeof(g::runner<mlp_net, 1>) == g::runner<mlp_net, 1>::activation_bytes);
 static_assert(mlp_trainer::arena_bytes >=
               (64 * (784 + 784 + 256 + 256 + 128 + 128 + 10) + 2 * 64 * 784 + 2 * 235'146) * 4);
 

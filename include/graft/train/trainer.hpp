@@ -359,7 +359,9 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   bool check_finite_ = true;
 };
 
-/// Batched inference buffers for a model: two ping-pong buffers of the widest activation.
+/// Batched inference buffers for a model: two ping-pong buffers of the widest activation, held
+/// inline (no heap): a runner in static storage or on the stack makes an inference binary whose
+/// memory is known while compiling. Large batches belong on the heap (make_unique).
 template <class M, std::size_t Batch = 1> class runner {
  public:
   using T = typename M::scalar;
@@ -370,21 +372,19 @@ template <class M, std::size_t Batch = 1> class runner {
   /// Inference footprint besides the parameters.
   static constexpr std::size_t activation_bytes = 2 * buffer_elements * sizeof(T);
 
-  runner() : arena_(2 * buffer_elements) {}
-
-  T* input() noexcept { return arena_.data(); }
+  T* input() noexcept { return buffers_; }
   /// Runs the first `rows` rows of input() through net; returns the output rows.
   const T* forward(const M& net, std::size_t rows) noexcept {
     meta::static_for<L>([&](auto i) {
-      T* from = arena_.data() + (i % 2) * buffer_elements;
-      T* to = arena_.data() + ((i + 1) % 2) * buffer_elements;
+      T* from = buffers_ + (i % 2) * buffer_elements;
+      T* to = buffers_ + ((i + 1) % 2) * buffer_elements;
       net.template layer<i>().forward(from, to, rows);
     });
-    return arena_.data() + (L % 2) * buffer_elements;
+    return buffers_ + (L % 2) * buffer_elements;
   }
 
  private:
-  arena<T> arena_;
+  alignas(buffer_alignment) T buffers_[2 * buffer_elements]{};
 };
 
 GRAFT_END_NAMESPACE
