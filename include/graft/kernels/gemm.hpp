@@ -20,8 +20,9 @@ namespace kernels {
 
 namespace detail {
 
-// R rows of C, one panel of V vectors of columns, starting at column n.
-template <std::size_t R, std::size_t V, std::size_t N, class Arch, class T>
+// R rows of C, one panel of V vectors of columns, starting at column n. B's rows are LDB apart,
+// C's rows LDC apart.
+template <std::size_t R, std::size_t V, std::size_t LDB, std::size_t LDC, class Arch, class T>
 inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t cs, const T* B, T* C,
                         std::size_t n, bool accumulate) noexcept {
   using batch = xsimd::batch<T, Arch>;
@@ -29,47 +30,47 @@ inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t c
   batch acc[R][V];
   for (std::size_t r = 0; r < R; ++r)
     for (std::size_t v = 0; v < V; ++v)
-      acc[r][v] = accumulate ? batch::load_unaligned(C + r * N + n + v * W) : batch(T(0));
+      acc[r][v] = accumulate ? batch::load_unaligned(C + r * LDC + n + v * W) : batch(T(0));
   for (std::size_t p = 0; p < P; ++p) {
     batch b[V];
-    for (std::size_t v = 0; v < V; ++v) b[v] = batch::load_unaligned(B + p * N + n + v * W);
+    for (std::size_t v = 0; v < V; ++v) b[v] = batch::load_unaligned(B + p * LDB + n + v * W);
     for (std::size_t r = 0; r < R; ++r) {
       const batch a(A[r * rs + p * cs]);
       for (std::size_t v = 0; v < V; ++v) acc[r][v] = xsimd::fma(a, b[v], acc[r][v]);
     }
   }
   for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * N + n + v * W);
+    for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * LDC + n + v * W);
 }
 
 // Every row of C in blocks of 6 (a remainder of 1..5 rows gets its own instantiation) for the
 // column strip [n, n + V*W).
-template <std::size_t V, std::size_t N, class Arch, class T>
+template <std::size_t V, std::size_t LDB, std::size_t LDC, class Arch, class T>
 inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                         const T* B, T* C, std::size_t n, bool accumulate) noexcept {
   constexpr std::size_t R = V <= 2 ? 6 : (V <= 4 ? 3 : 1);  // at most 12 accumulators
   std::size_t i = 0;
   for (; i + R <= I; i += R)
-    bcast_panel<R, V, N, Arch>(P, A + i * rs, rs, cs, B, C + i * N, n, accumulate);
+    bcast_panel<R, V, LDB, LDC, Arch>(P, A + i * rs, rs, cs, B, C + i * LDC, n, accumulate);
   const std::size_t rest = I - i;
   A += i * rs;
-  C += i * N;
+  C += i * LDC;
   if constexpr (R == 6) {
     switch (rest) {
       case 5:
-        bcast_panel<5, V, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+        bcast_panel<5, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
         break;
       case 4:
-        bcast_panel<4, V, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+        bcast_panel<4, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
         break;
       case 3:
-        bcast_panel<3, V, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+        bcast_panel<3, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
         break;
       case 2:
-        bcast_panel<2, V, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+        bcast_panel<2, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
         break;
       case 1:
-        bcast_panel<1, V, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+        bcast_panel<1, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
         break;
       default:
         break;
@@ -77,10 +78,10 @@ inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs
   } else {
     switch (rest) {
       case 2:
-        bcast_panel<2, V, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+        bcast_panel<2, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
         break;
       case 1:
-        bcast_panel<1, V, N, Arch>(P, A, rs, cs, B, C, n, accumulate);
+        bcast_panel<1, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
         break;
       default:
         break;
@@ -100,10 +101,10 @@ inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs
   constexpr std::size_t NV = N / (V * W) * (V * W);
   constexpr std::size_t N1 = NV + (N - NV) / W * W;
   for (std::size_t s = s0; s < s1; ++s)
-    bcast_strip<V, N, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate);
+    bcast_strip<V, N, N, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate);
   if (!tails) return;
   for (std::size_t n = NV; n < N1; n += W)
-    bcast_strip<1, N, Arch>(I, P, A, rs, cs, B, C, n, accumulate);
+    bcast_strip<1, N, N, Arch>(I, P, A, rs, cs, B, C, n, accumulate);
   if constexpr (N > N1)
     for (std::size_t i = 0; i < I; ++i)
       for (std::size_t n = N1; n < N; ++n) {
@@ -150,54 +151,43 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
 }
 
 /// D[m][k] = sum_n Y[m*N + n] * W[k*N + n]  for m < M, k < K  (D = Y * W^T).
+///
+/// W^T is never materialised whole: for each block of 2 vectors of columns k, the matching rows of
+/// W are transposed into a small buffer on the stack (at most 256 x 16 floats, 16 KiB), which
+/// the forward product's register-blocked micro-kernel then multiplies. Columns past the last full
+/// block (K not a multiple of 2 vectors) take dot products. Threads take ranges of column blocks.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
 void gemm_dot(std::size_t M, const T* Y, const T* W, T* D) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t V = batch::size;
-  constexpr std::size_t NV = N / V * V;
-  constexpr std::size_t RM = 2, RK = 4;
-  auto block = [&]<std::size_t BM, std::size_t BK>(std::size_t m0, std::size_t k0) {
-    batch acc[BM][BK];
-    for (std::size_t a = 0; a < BM; ++a)
-      for (std::size_t b = 0; b < BK; ++b) acc[a][b] = batch(T(0));
-    for (std::size_t n = 0; n < NV; n += V) {
-      batch y[BM];
-      for (std::size_t a = 0; a < BM; ++a) y[a] = batch::load_unaligned(Y + (m0 + a) * N + n);
-      for (std::size_t b = 0; b < BK; ++b) {
-        const batch w = batch::load_unaligned(W + (k0 + b) * N + n);
-        for (std::size_t a = 0; a < BM; ++a) acc[a][b] = xsimd::fma(y[a], w, acc[a][b]);
-      }
-    }
-    for (std::size_t a = 0; a < BM; ++a)
-      for (std::size_t b = 0; b < BK; ++b) {
-        T s = xsimd::hadd(acc[a][b]);
-        if constexpr (N > NV)
-          for (std::size_t n = NV; n < N; ++n) s += Y[(m0 + a) * N + n] * W[(k0 + b) * N + n];
-        D[(m0 + a) * K + k0 + b] = s;
-      }
-  };
-  // Threads (if any) take ranges of columns k of D, in whole blocks of RK.
-  constexpr std::size_t kblocks = (K + RK - 1) / RK;
+  constexpr std::size_t KB = 2 * V;              // columns of D per packed block
+  constexpr std::size_t NC = N < 256 ? N : 256;  // rows of W^T per packed chunk
+  constexpr std::size_t kblocks = K / KB;
   const std::size_t min_blocks = M * K * N < detail::parallel_min_work ? kblocks + 1 : 1;
   parallel::for_range(kblocks, min_blocks, [&](std::size_t b0, std::size_t b1) {
+    alignas(buffer_alignment) T wt[NC * KB];
     for (std::size_t kb = b0; kb < b1; ++kb) {
-      const std::size_t k = kb * RK;
-      const bool full = k + RK <= K;
-      std::size_t m = 0;
-      for (; m + RM <= M; m += RM) {
-        if (full)
-          block.template operator()<RM, RK>(m, k);
-        else
-          for (std::size_t kk = k; kk < K; ++kk) block.template operator()<RM, 1>(m, kk);
-      }
-      for (; m < M; ++m) {
-        if (full)
-          block.template operator()<1, RK>(m, k);
-        else
-          for (std::size_t kk = k; kk < K; ++kk) block.template operator()<1, 1>(m, kk);
+      const std::size_t k0 = kb * KB;
+      for (std::size_t n0 = 0; n0 < N; n0 += NC) {
+        const std::size_t nc = N - n0 < NC ? N - n0 : NC;
+        for (std::size_t kk = 0; kk < KB; ++kk)  // wt[n][kk] = W[k0 + kk][n0 + n]
+          for (std::size_t n = 0; n < nc; ++n) wt[n * KB + kk] = W[(k0 + kk) * N + n0 + n];
+        detail::bcast_strip<2, KB, K, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0, n0 > 0);
       }
     }
   });
+  // Remaining columns: dot products with a vector main loop and a scalar tail.
+  constexpr std::size_t NV = N / V * V;
+  for (std::size_t k = kblocks * KB; k < K; ++k)
+    for (std::size_t m = 0; m < M; ++m) {
+      batch acc(T(0));
+      for (std::size_t n = 0; n < NV; n += V)
+        acc = xsimd::fma(batch::load_unaligned(Y + m * N + n), batch::load_unaligned(W + k * N + n),
+                         acc);
+      T s = xsimd::hadd(acc);
+      for (std::size_t n = NV; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
+      D[m * K + k] = s;
+    }
 }
 
 /// out[n] (+)= sum_m Y[m*N + n]  (bias gradient).
