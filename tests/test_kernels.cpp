@@ -69,6 +69,9 @@ template <class T, std::size_t K, std::size_t N> void dot_case() {
     k::gemm_dot<K, N>(M, Y.data(), W.data(), D.data());
     ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data());
     check_near(D, R, N);
+    k::gemm_dot<K, N>(M, Y.data(), W.data(), D.data(), true);  // accumulate: D = 2 Y W^T
+    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data(), true);
+    check_near(D, R, 2 * N);
   }
 }
 template <class T> void dot_cases() {

@@ -150,14 +150,14 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
     run.template operator()<2>(256);
 }
 
-/// D[m][k] = sum_n Y[m*N + n] * W[k*N + n]  for m < M, k < K  (D = Y * W^T).
+/// D[m][k] (+)= sum_n Y[m*N + n] * W[k*N + n]  for m < M, k < K  (D = Y * W^T).
 ///
 /// W^T is never materialised whole: for each block of 2 vectors of columns k, the matching rows of
 /// W are transposed into a small buffer on the stack (at most 256 x 16 floats, 16 KiB), which
 /// the forward product's register-blocked micro-kernel then multiplies. Columns past the last full
 /// block (K not a multiple of 2 vectors) take dot products. Threads take ranges of column blocks.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
-void gemm_dot(std::size_t M, const T* Y, const T* W, T* D) noexcept {
+void gemm_dot(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t V = batch::size;
   constexpr std::size_t KB = 2 * V;              // columns of D per packed block
@@ -172,7 +172,8 @@ void gemm_dot(std::size_t M, const T* Y, const T* W, T* D) noexcept {
         const std::size_t nc = N - n0 < NC ? N - n0 : NC;
         for (std::size_t kk = 0; kk < KB; ++kk)  // wt[n][kk] = W[k0 + kk][n0 + n]
           for (std::size_t n = 0; n < nc; ++n) wt[n * KB + kk] = W[(k0 + kk) * N + n0 + n];
-        detail::bcast_strip<2, KB, K, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0, n0 > 0);
+        detail::bcast_strip<2, KB, K, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0,
+                                            accumulate || n0 > 0);
       }
     }
   });
@@ -186,7 +187,7 @@ void gemm_dot(std::size_t M, const T* Y, const T* W, T* D) noexcept {
                          acc);
       T s = xsimd::hadd(acc);
       for (std::size_t n = NV; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
-      D[m * K + k] = s;
+      D[m * K + k] = accumulate ? D[m * K + k] + s : s;
     }
 }
 

@@ -20,12 +20,12 @@ template <class T> void gemm_bcast(std::size_t I, std::size_t P, std::size_t N, 
     }
 }
 
-/// D[m][k] = sum_n Y[m][n] * W[k][n]   (Y is M x N, W is K x N, D is M x K): D = Y * W^T.
-template <class T>
-void gemm_dot(std::size_t M, std::size_t K, std::size_t N, const T* Y, const T* W, T* D) {
+/// D[m][k] (+)= sum_n Y[m][n] * W[k][n]   (Y is M x N, W is K x N, D is M x K): D = Y * W^T.
+template <class T> void gemm_dot(std::size_t M, std::size_t K, std::size_t N, const T* Y,
+                                 const T* W, T* D, bool accumulate = false) {
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t k = 0; k < K; ++k) {
-      T s(0);
+      T s = accumulate ? D[m * K + k] : T(0);
       for (std::size_t n = 0; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
       D[m * K + k] = s;
     }

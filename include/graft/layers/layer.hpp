@@ -50,6 +50,8 @@ namespace diagnostics {
 // Requirement names: what a layer expected of its input. The name says how to fix it.
 struct expects_flat_input_insert_flatten_before_this_layer {};
 struct expects_any_shape {};
+struct expects_a_channels_x_height_x_width_image_at_least_as_large_as_the_kernel {};
+struct expects_a_channels_x_height_x_width_image_at_least_as_large_as_the_window {};
 struct expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone {};
 }  // namespace diagnostics
 

@@ -1,0 +1,191 @@
+// conv2d<Filters, Kernel, options...>: 2-D convolution over CHW images (cross-correlation, as in
+// PyTorch), by im2col and the shared GEMM kernels. Options: pad<P> (zero padding, default 0),
+// stride<S> (default 1), no_bias, and an initialiser (init::pytorch by default).
+//
+// The weight is stored [Filters][Channels * Kernel * Kernel] (PyTorch's layout, flattened). The
+// im2col buffers are per-thread arrays sized while compiling (thread_local, not heap).
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#include "graft/kernels/gemm.hpp"
+#include "graft/layers/init.hpp"
+#include "graft/layers/layer.hpp"
+#include "graft/tensor/tensor.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+template <std::size_t P> struct pad { static constexpr std::size_t value = P; };
+template <std::size_t S> struct stride {
+  static_assert(S > 0, "graft: stride<S> needs S > 0");
+  static constexpr std::size_t value = S;
+};
+struct no_bias {};
+
+namespace detail {
+template <class T> struct is_pad : std::false_type {};
+template <std::size_t P> struct is_pad<pad<P>> : std::true_type {};
+template <class T> struct is_stride : std::false_type {};
+template <std::size_t S> struct is_stride<stride<S>> : std::true_type {};
+template <class T> struct is_init
+    : std::bool_constant<!is_pad<T>::value && !is_stride<T>::value && !std::is_same_v<T, no_bias>> {
+};
+
+}  // namespace detail
+
+/// Bound convolution: input C x H x W, F filters of K x K, stride S, padding P.
+template <class T, std::size_t C, std::size_t H, std::size_t W, std::size_t F, std::size_t K,
+          std::size_t S, std::size_t P, bool Bias, class Init>
+class conv2d_layer {
+ public:
+  static constexpr std::size_t HO = (H + 2 * P - K) / S + 1;
+  static constexpr std::size_t WO = (W + 2 * P - K) / S + 1;
+  static constexpr std::size_t CKK = C * K * K;  ///< rows of the im2col matrix
+  static constexpr std::size_t HWO = HO * WO;    ///< its columns
+  using scalar = T;
+  using input_shape = shape<C, H, W>;
+  using output_shape = shape<F, HO, WO>;
+  static constexpr std::size_t parameter_count = F * CKK + (Bias ? F : 0);
+  static constexpr auto params = [] {
+    if constexpr (Bias)
+      return std::array<param_desc, 2>{{{F * CKK, role::weight}, {F, role::bias}}};
+    else
+      return std::array<param_desc, 1>{{{F * CKK, role::weight}}};
+  }();
+
+  tensor<T, F, CKK> weight;  ///< weight(f, (c * K + ky) * K + kx)
+  tensor<T, F> bias;         ///< unused (and not a parameter) with no_bias
+
+  static std::string name() {
+    return "conv2d<" + std::to_string(F) + "," + std::to_string(K) + ",s" + std::to_string(S) +
+           ",p" + std::to_string(P) + (Bias ? "" : ",nobias") + ">";
+  }
+  T* param(std::size_t j) noexcept { return j == 0 ? weight.data() : bias.data(); }
+  const T* param(std::size_t j) const noexcept { return j == 0 ? weight.data() : bias.data(); }
+
+  void init(splitmix64& rng) {
+    Init::weight(weight.data(), F * CKK, CKK, F * K * K, rng);
+    if constexpr (Bias)
+      Init::bias(bias.data(), F, CKK, F * K * K, rng);
+    else
+      bias.fill(T(0));
+  }
+
+  void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    T* col = col_buffer();
+    for (std::size_t r = 0; r < rows; ++r) {
+      im2col(x + r * input_shape::size, col);
+      T* yr = y + r * output_shape::size;
+      for (std::size_t f = 0; f < F; ++f)
+        for (std::size_t i = 0; i < HWO; ++i) yr[f * HWO + i] = Bias ? bias[f] : T(0);
+      kernels::gemm_bcast<HWO>(F, CKK, weight.data(), CKK, 1, col, yr, true);
+    }
+  }
+
+  template <bool InputGrad, unsigned GradMask> void backward(const T* x, const T* /*y*/,
+                                                             const T* dy, T* dx, T* const* grads,
+                                                             std::size_t rows) const noexcept {
+    constexpr bool weight_grad = (GradMask & 1U) != 0;
+    constexpr bool bias_grad = Bias && (GradMask & 2U) != 0;
+    T* col = col_buffer();
+    for (std::size_t r = 0; r < rows; ++r) {
+      const T* dyr = dy + r * output_shape::size;
+      if constexpr (weight_grad) {  // dW[F x CKK] += dy_r[F x HWO] * col_r^T
+        im2col(x + r * input_shape::size, col);
+        kernels::gemm_dot<CKK, HWO>(F, dyr, col, grads[0], r > 0);
+      }
+      if constexpr (bias_grad)
+        for (std::size_t f = 0; f < F; ++f) {
+          T s = r > 0 ? grads[1][f] : T(0);
+          for (std::size_t i = 0; i < HWO; ++i) s += dyr[f * HWO + i];
+          grads[1][f] = s;
+        }
+      if constexpr (InputGrad) {  // dcol[CKK x HWO] = W^T dy_r, then scattered back
+        kernels::gemm_bcast<HWO>(CKK, F, weight.data(), 1, CKK, dyr, col, false);
+        col2im(col, dx + r * input_shape::size);
+      }
+    }
+  }
+
+ private:
+  static T* col_buffer() noexcept {
+    alignas(buffer_alignment) static thread_local T buffer[CKK * HWO];
+    return buffer;
+  }
+  static void im2col(const T* x, T* col) noexcept {
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t ky = 0; ky < K; ++ky)
+        for (std::size_t kx = 0; kx < K; ++kx) {
+          T* row = col + ((c * K + ky) * K + kx) * HWO;
+          for (std::size_t oy = 0; oy < HO; ++oy) {
+            const std::size_t iy = oy * S + ky;  // padded coordinates
+            for (std::size_t ox = 0; ox < WO; ++ox) {
+              const std::size_t ix = ox * S + kx;
+              const bool inside = iy >= P && iy < H + P && ix >= P && ix < W + P;
+              row[oy * WO + ox] = inside ? x[(c * H + iy - P) * W + ix - P] : T(0);
+            }
+          }
+        }
+  }
+  static void col2im(const T* col, T* dx) noexcept {
+    std::memset(dx, 0, input_shape::size * sizeof(T));
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t ky = 0; ky < K; ++ky)
+        for (std::size_t kx = 0; kx < K; ++kx) {
+          const T* row = col + ((c * K + ky) * K + kx) * HWO;
+          for (std::size_t oy = 0; oy < HO; ++oy) {
+            const std::size_t iy = oy * S + ky;
+            if (iy < P || iy >= H + P) continue;
+            for (std::size_t ox = 0; ox < WO; ++ox) {
+              const std::size_t ix = ox * S + kx;
+              if (ix >= P && ix < W + P) dx[(c * H + iy - P) * W + ix - P] += row[oy * WO + ox];
+            }
+          }
+        }
+  }
+};
+
+namespace detail {
+template <template <std::size_t> class Opt, class O> struct is_option : std::false_type {};
+template <template <std::size_t> class Opt, std::size_t V> struct is_option<Opt, Opt<V>>
+    : std::true_type {};
+template <template <std::size_t> class Opt, std::size_t Default, class... O>
+constexpr std::size_t option_value() {
+  std::size_t v = Default;
+  (
+      [&] {
+        if constexpr (is_option<Opt, O>::value) v = O::value;
+      }(),
+      ...);
+  return v;
+}
+template <class... O> struct first_init { using type = init::pytorch; };
+template <class O0, class... O> struct first_init<O0, O...> {
+  using type = std::conditional_t<is_init<O0>::value, O0, typename first_init<O...>::type>;
+};
+}  // namespace detail
+
+/// F filters of K x K over a CHW image. Options: pad<P>, stride<S>, no_bias, an initialiser.
+template <std::size_t F, std::size_t K, class... Options> struct conv2d {
+  static_assert(F > 0 && K > 0, "graft: conv2d<F, K> needs F > 0 and K > 0");
+  static constexpr std::size_t padding = detail::option_value<pad, 0, Options...>();
+  static constexpr std::size_t step = detail::option_value<stride, 1, Options...>();
+  static constexpr bool has_bias = !(std::is_same_v<Options, no_bias> || ...);
+  using init_type = typename detail::first_init<Options...>::type;
+  using expects =
+      diagnostics::expects_a_channels_x_height_x_width_image_at_least_as_large_as_the_kernel;
+  template <class In> static constexpr bool accepts_impl() {
+    if constexpr (Shape<In> && In::rank == 3)
+      return In::dims[1] + 2 * padding >= K && In::dims[2] + 2 * padding >= K;
+    else
+      return false;
+  }
+  template <class In> static constexpr bool accepts = accepts_impl<In>();
+  template <class T, class In> using bind = conv2d_layer<T, In::dims[0], In::dims[1], In::dims[2],
+                                                         F, K, step, padding, has_bias, init_type>;
+};
+
+GRAFT_END_NAMESPACE

@@ -1,0 +1,179 @@
+// Convolution and pooling layers: shapes and parameter counts while compiling, forward against a
+// direct scalar convolution, gradient checks in double, max-pool ties, and a whole small CNN.
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include <graft/graft.hpp>
+
+#include "support/gradcheck.hpp"
+
+namespace g = graft;
+using graft_test::check_layer;
+
+// The LeNet-5-like backbone of the issues: 60,856 parameters.
+using lenet = g::stack<g::input<1, 28, 28>, g::conv2d<6, 5, g::pad<2>>, g::relu, g::max_pool<2>,
+                       g::conv2d<16, 5>, g::relu, g::max_pool<2>, g::flatten, g::dense<120>,
+                       g::relu, g::dense<84>, g::relu>;
+static_assert(lenet::parameter_count == 60'856);
+static_assert(std::is_same_v<lenet::output_shape, g::shape<84>>);
+static_assert(std::is_same_v<g::meta::list_element_t<1, lenet::shapes>, g::shape<6, 28, 28>>);
+static_assert(std::is_same_v<g::meta::list_element_t<3, lenet::shapes>, g::shape<6, 14, 14>>);
+static_assert(std::is_same_v<g::meta::list_element_t<4, lenet::shapes>, g::shape<16, 10, 10>>);
+static_assert(std::is_same_v<g::meta::list_element_t<6, lenet::shapes>, g::shape<16, 5, 5>>);
+static_assert(g::model<lenet, g::classifier<10>>::parameter_count == 60'856 + 850);
+// what a conv or pooling layer accepts
+static_assert(!g::conv2d<6, 5>::accepts<g::shape<784>>);
+static_assert(!g::conv2d<6, 5>::accepts<g::shape<1, 4, 4>> &&
+              g::conv2d<6, 5, g::pad<1>>::accepts<g::shape<1, 4, 4>>);
+static_assert(!g::max_pool<2>::accepts<g::shape<10>> && g::max_pool<2>::accepts<g::shape<3, 2, 2>>);
+static_assert(std::is_same_v<g::conv2d<4, 3, g::stride<2>,
+                                       g::pad<1>>::bind<float, g::shape<2, 7, 7>>::output_shape,
+                             g::shape<4, 4, 4>>);
+static_assert(g::conv2d<4, 3, g::no_bias>::bind<float, g::shape<2, 7, 7>>::parameter_count ==
+              4 * 2 * 9);
+
+TEST_CASE("conv2d forward equals a direct convolution (padding, stride, no bias)") {
+  auto check = [](auto layer_tag, std::size_t S, std::size_t P) {
+    using L = typename decltype(layer_tag)::type;
+    constexpr std::size_t C = L::input_shape::dims[0], H = L::input_shape::dims[1],
+                          W = L::input_shape::dims[2];
+    constexpr std::size_t F = L::output_shape::dims[0], HO = L::output_shape::dims[1],
+                          WO = L::output_shape::dims[2];
+    std::size_t K = 1;
+    while (K * K * C < L::CKK) ++K;
+    g::splitmix64 rng(3);
+    auto l = std::make_unique<L>();
+    l->init(rng);
+    for (auto& b : l->bias) b = static_cast<double>(rng.uniform(-1, 1));
+    std::vector<double> x(2 * C * H * W), y(2 * F * HO * WO);
+    for (auto& v : x) v = rng.uniform(-1, 1);
+    l->forward(x.data(), y.data(), 2);
+    std::size_t bad = 0;
+    for (std::size_t r = 0; r < 2; ++r)
+      for (std::size_t f = 0; f < F; ++f)
+        for (std::size_t oy = 0; oy < HO; ++oy)
+          for (std::size_t ox = 0; ox < WO; ++ox) {
+            double s = L::params.size() == 2 ? l->bias[f] : 0.0;
+            for (std::size_t c = 0; c < C; ++c)
+              for (std::size_t ky = 0; ky < K; ++ky)
+                for (std::size_t kx = 0; kx < K; ++kx) {
+                  const long iy = static_cast<long>(oy * S + ky) - static_cast<long>(P);
+                  const long ix = static_cast<long>(ox * S + kx) - static_cast<long>(P);
+                  if (iy < 0 || ix < 0 || iy >= static_cast<long>(H) || ix >= static_cast<long>(W))
+                    continue;
+                  s += l->weight(f, (c * K + ky) * K + kx) *
+                       x[r * C * H * W + (c * H + static_cast<std::size_t>(iy)) * W +
+                         static_cast<std::size_t>(ix)];
+                }
+            bad += std::abs(s - y[((r * F + f) * HO + oy) * WO + ox]) < 1e-12 ? 0 : 1;
+          }
+    CHECK(bad == 0);
+  };
+  check(std::type_identity<g::conv2d<3, 3>::bind<double, g::shape<2, 6, 7>>>{}, 1, 0);
+  check(std::type_identity<g::conv2d<4, 3, g::pad<1>>::bind<double, g::shape<2, 6, 7>>>{}, 1, 1);
+  check(std::type_identity<
+            g::conv2d<5, 3, g::stride<2>, g::pad<1>>::bind<double, g::shape<3, 7, 9>>>{},
+        2, 1);
+  check(
+      std::type_identity<g::conv2d<2, 5, g::pad<2>, g::no_bias>::bind<double, g::shape<1, 8, 8>>>{},
+      1, 2);
+}
+
+#define CHECK_GRADIENTS(...)                     \
+  do {                                           \
+    const auto rep = check_layer<__VA_ARGS__>(); \
+    INFO(rep.first_failure);                     \
+    CHECK(rep.checked > 0);                      \
+    CHECK(rep.failures == 0);                    \
+  } while (0)
+
+TEST_CASE("layer gradients: conv2d (input, weight, bias) with padding, stride, no bias") {
+  CHECK_GRADIENTS(g::conv2d<3, 3>::bind<double, g::shape<2, 6, 7>>);
+  CHECK_GRADIENTS(g::conv2d<4, 3, g::pad<1>>::bind<double, g::shape<2, 5, 5>>);
+  CHECK_GRADIENTS(g::conv2d<3, 3, g::stride<2>, g::pad<1>>::bind<double, g::shape<2, 7, 6>>);
+  CHECK_GRADIENTS(g::conv2d<2, 5, g::pad<2>, g::no_bias>::bind<double, g::shape<1, 6, 6>>);
+  CHECK_GRADIENTS(g::conv2d<3, 1, g::init::he>::bind<double, g::shape<4, 3, 3>>);  // 1x1 projection
+}
+
+TEST_CASE("layer gradients: pooling") {
+  CHECK_GRADIENTS(g::max_pool<2>::bind<double, g::shape<3, 6, 6>>);
+  CHECK_GRADIENTS(g::max_pool<3, 2>::bind<double, g::shape<2, 7, 7>>);
+  CHECK_GRADIENTS(g::avg_pool<2>::bind<double, g::shape<3, 6, 5>>);
+  CHECK_GRADIENTS(g::avg_pool<3, 1>::bind<double, g::shape<2, 5, 5>>);
+  CHECK_GRADIENTS(g::global_avg_pool::bind<double, g::shape<4, 3, 5>>);
+}
+
+TEST_CASE("max_pool ties: forward and backward pick the first maximum of each window") {
+  using L = g::max_pool<2>::bind<float, g::shape<1, 4, 4>>;
+  L l;
+  std::vector<float> x(16, 1.0f), y(4), dy{1, 2, 3, 4}, dx(16);
+  x[5] = 1.0f;  // ties everywhere
+  l.forward(x.data(), y.data(), 1);
+  l.backward<true, 0>(x.data(), y.data(), dy.data(), dx.data(), nullptr, 1);
+  const std::vector<float> expected{1, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4, 0, 0, 0, 0, 0};
+  CHECK(dx == expected);
+  float total = 0;
+  for (float v : dx) total += v;
+  CHECK(total == 10.0f);  // every window's gradient lands exactly once
+}
+
+TEST_CASE("whole-model gradients: a small CNN through the trainer") {
+  using backbone =
+      g::stack<g::input<2, 8, 8>, g::conv2d<3, 3, g::pad<1>>, g::relu, g::max_pool<2>,
+               g::conv2d<4, 3>, g::tanh, g::avg_pool<2>, g::flatten, g::dense<5>, g::sigmoid>;
+  using M = g::model<backbone, g::classifier<3>, double>;
+  using tr = g::trainer<M, 3, g::sgd>;
+  auto net = g::make_model<M>(g::seed{3});
+  auto t = std::make_unique<tr>(*net, g::sgd{});
+  g::splitmix64 rng(9);
+  for (std::size_t i = 0; i < 3 * 128; ++i) t->input()[i] = rng.uniform(-1, 1);
+  std::int32_t y[3] = {0, 2, 1};
+  t->compute_gradients(y, 3);
+  std::size_t checked = 0, bad = 0;
+  net->for_each_parameter([&](std::size_t l, std::size_t j, g::role, double* p, std::size_t n) {
+    const double* grad = t->gradient(l, j);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double old = p[i];
+      p[i] = old + 1e-6;
+      t->forward(3);
+      const double fp = t->loss_of_forward(y, 3);
+      p[i] = old - 1e-6;
+      t->forward(3);
+      const double fm = t->loss_of_forward(y, 3);
+      p[i] = old;
+      ++checked;
+      if (!graft_test::close(grad[i], (fp - fm) / 2e-6)) ++bad;
+    }
+  });
+  CHECK(checked == M::parameter_count);
+  CHECK(bad == 0);
+}
+
+TEST_CASE("LeNet trains on a synthetic task and freezing works across conv layers") {
+  using net_t = g::model<lenet, g::classifier<3>>;
+  // three classes: a bright square in one of three places
+  g::splitmix64 rng(4);
+  std::vector<float> x(300 * 784);
+  std::vector<std::int32_t> labels(300);
+  for (std::size_t i = 0; i < 300; ++i) {
+    labels[i] = static_cast<std::int32_t>(rng.below(3));
+    for (std::size_t p = 0; p < 784; ++p)
+      x[i * 784 + p] = static_cast<float>(0.2 * rng.uniform01());
+    const std::size_t oy = 4 + 8 * static_cast<std::size_t>(labels[i]);
+    for (std::size_t dy = 0; dy < 6; ++dy)
+      for (std::size_t dx = 0; dx < 6; ++dx) x[i * 784 + (oy + dy) * 28 + 10 + dx] = 1.0f;
+  }
+  const auto ds = g::data::make_classification("squares", {1, 28, 28}, x, labels, 3);
+  auto net = g::make_model<net_t>(g::seed{1});
+  g::pretrain(*net, ds, g::sgd{.lr = 0.05f, .momentum = 0.9f}, g::epochs{3}, g::batch<32>);
+  CHECK(g::evaluate(*net, ds).accuracy > 0.95);
+  // first<1>: the first conv layer is frozen and cached; it stays bitwise unchanged
+  const auto w0 = net->layer<0>().weight;
+  const auto w3 = net->layer<3>().weight;
+  const auto rep =
+      g::finetune<g::freeze::first<1>>(*net, ds, g::sgd{.lr = 0.01f}, g::steps{5}, g::batch<32>);
+  CHECK(rep.cached_features);
+  CHECK(net->layer<0>().weight == w0);
+  CHECK_FALSE(net->layer<3>().weight == w3);
+}
