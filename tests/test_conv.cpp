@@ -80,13 +80,7 @@ TEST_CASE("conv2d forward equals a direct convolution (padding, stride, no bias)
       1, 2);
 }
 
-#define CHECK_GRADIENTS(...)                     \
-  do {                                           \
-    const auto rep = check_layer<__VA_ARGS__>(); \
-    INFO(rep.first_failure);                     \
-    CHECK(rep.checked > 0);                      \
-    CHECK(rep.failures == 0);                    \
-  } while (0)
+#define CHECK_GRADIENTS GRAFT_CHECK_LAYER_GRADIENTS
 
 TEST_CASE("layer gradients: conv2d (input, weight, bias) with padding, stride, no bias") {
   CHECK_GRADIENTS(g::conv2d<3, 3>::bind<double, g::shape<2, 6, 7>>);
@@ -130,24 +124,10 @@ TEST_CASE("whole-model gradients: a small CNN through the trainer") {
   for (std::size_t i = 0; i < 3 * 128; ++i) t->input()[i] = rng.uniform(-1, 1);
   std::int32_t y[3] = {0, 2, 1};
   t->compute_gradients(y, 3);
-  std::size_t checked = 0, bad = 0;
-  net->for_each_parameter([&](std::size_t l, std::size_t j, g::role, double* p, std::size_t n) {
-    const double* grad = t->gradient(l, j);
-    for (std::size_t i = 0; i < n; ++i) {
-      const double old = p[i];
-      p[i] = old + 1e-6;
-      t->forward(3);
-      const double fp = t->loss_of_forward(y, 3);
-      p[i] = old - 1e-6;
-      t->forward(3);
-      const double fm = t->loss_of_forward(y, 3);
-      p[i] = old;
-      ++checked;
-      if (!graft_test::close(grad[i], (fp - fm) / 2e-6)) ++bad;
-    }
-  });
-  CHECK(checked == M::parameter_count);
-  CHECK(bad == 0);
+  const auto rep = graft_test::check_trainer(*net, *t, y, 3);
+  INFO(rep.first_failure);
+  CHECK(rep.checked == M::parameter_count);
+  CHECK(rep.failures == 0);
 }
 
 TEST_CASE("LeNet trains on a synthetic task and freezing works across conv layers") {

@@ -10,13 +10,7 @@ namespace g = graft;
 using graft_test::check_layer;
 using graft_test::close;
 
-#define CHECK_GRADIENTS(...)                     \
-  do {                                           \
-    const auto rep = check_layer<__VA_ARGS__>(); \
-    INFO(rep.first_failure);                     \
-    CHECK(rep.checked > 0);                      \
-    CHECK(rep.failures == 0);                    \
-  } while (0)
+#define CHECK_GRADIENTS GRAFT_CHECK_LAYER_GRADIENTS
 
 TEST_CASE("layer gradients: dense (input, weight, bias)") {
   CHECK_GRADIENTS(g::dense<7>::bind<double, g::shape<5>>);
@@ -110,33 +104,10 @@ template <class M> void check_model(std::size_t rows) {
       v = static_cast<target>(rng.uniform(-1, 1));
   }
   t->compute_gradients(tg.data(), rows);
-  const double h = 1e-6;
-  std::size_t checked = 0, failures = 0;
-  net->for_each_parameter([&](std::size_t layer, std::size_t j, g::role, double* p, std::size_t n) {
-    const double* grad = t->gradient(layer, j);
-    REQUIRE(grad != nullptr);
-    for (std::size_t i = 0; i < n; ++i) {
-      const double analytic = grad[i];
-      const double old = p[i];
-      p[i] = old + h;
-      t->forward(rows);
-      const double fp = t->loss_of_forward(tg.data(), rows);
-      p[i] = old - h;
-      t->forward(rows);
-      const double fm = t->loss_of_forward(tg.data(), rows);
-      p[i] = old;
-      const double numeric = (fp - fm) / (2 * h);
-      ++checked;
-      if (!close(analytic, numeric)) {
-        ++failures;
-        INFO("layer " << layer << " param " << j << "[" << i << "] analytic " << analytic
-                      << " numeric " << numeric);
-        CHECK(close(analytic, numeric));
-      }
-    }
-  });
-  CHECK(checked == M::parameter_count);
-  CHECK(failures == 0);
+  const auto rep = graft_test::check_trainer(*net, *t, tg.data(), rows);
+  INFO(rep.first_failure);
+  CHECK(rep.checked == M::parameter_count);
+  CHECK(rep.failures == 0);
 }
 
 TEST_CASE("whole-model gradients: classifier over every layer kind") {

@@ -5,6 +5,9 @@
 #include <string>
 #include <vector>
 
+#include <doctest/doctest.h>
+
+#include <graft/layers/layer.hpp>
 #include <graft/random/random.hpp>
 
 namespace graft_test {
@@ -82,4 +85,43 @@ template <class L, std::size_t Rows = 3> grad_report check_layer(std::uint64_t s
   return rep;
 }
 
+/// Compares the gradients a trainer computed in its last compute_gradients (on `rows` rows of its
+/// input and `targets`) with central differences of the mean loss, parameter by parameter.
+/// Frozen tensors have no gradient buffer and are skipped.
+template <class Net, class Trainer, class Target>
+grad_report check_trainer(Net& net, Trainer& t, const Target* targets, std::size_t rows) {
+  const double h = 1e-6;
+  grad_report rep;
+  net.for_each_parameter(
+      [&](std::size_t layer, std::size_t j, graft::role, double* p, std::size_t n) {
+        const double* grad = t.gradient(layer, j);
+        if (grad == nullptr) return;
+        for (std::size_t i = 0; i < n; ++i) {
+          const double old = p[i];
+          p[i] = old + h;
+          t.forward(rows);
+          const double fp = t.loss_of_forward(targets, rows);
+          p[i] = old - h;
+          t.forward(rows);
+          const double fm = t.loss_of_forward(targets, rows);
+          p[i] = old;
+          const double numeric = (fp - fm) / (2 * h);
+          rep.record(close(grad[i], numeric),
+                     "layer " + std::to_string(layer) + " param " + std::to_string(j) + "[" +
+                         std::to_string(i) + "]",
+                     grad[i], numeric);
+        }
+      });
+  return rep;
+}
+
 }  // namespace graft_test
+
+/// Gradient check of one bound layer type (see check_layer).
+#define GRAFT_CHECK_LAYER_GRADIENTS(...)                     \
+  do {                                                       \
+    const auto rep = graft_test::check_layer<__VA_ARGS__>(); \
+    INFO(rep.first_failure);                                 \
+    CHECK(rep.checked > 0);                                  \
+    CHECK(rep.failures == 0);                                \
+  } while (0)
