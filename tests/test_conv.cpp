@@ -157,3 +157,99 @@ TEST_CASE("LeNet trains on a synthetic task and freezing works across conv layer
   CHECK(net->layer<0>().weight == w0);
   CHECK_FALSE(net->layer<3>().weight == w3);
 }
+
+TEST_CASE(
+    "dropout: identity at evaluation, seeded inverted dropout in training, same mask backward") {
+  using L = g::dropout<0.3>::bind<double, g::shape<10000>>;
+  auto l = std::make_unique<L>();
+  g::splitmix64 rng(1);
+  l->init(rng);
+  std::vector<double> x(10000), y(10000), dy(10000), dx(10000);
+  for (auto& v : x) v = rng.uniform(0.5, 1.0);
+  for (auto& v : dy) v = rng.uniform(-1.0, 1.0);
+  l->forward(x.data(), y.data(), 1);
+  CHECK(y == x);  // evaluation
+  const auto saved = *l;
+  l->forward_train(x.data(), y.data(), 1);
+  std::size_t zeros = 0, wrong_scale = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (y[i] == 0.0)
+      ++zeros;
+    else if (std::abs(y[i] - x[i] / 0.7) > 1e-12)
+      ++wrong_scale;
+  }
+  CHECK(static_cast<double>(zeros) / 10000.0 == doctest::Approx(0.3).epsilon(0.07));
+  CHECK(wrong_scale == 0);
+  l->backward<true, 0>(x.data(), y.data(), dy.data(), dx.data(), nullptr, 1);
+  std::size_t mismatched = 0;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    mismatched +=
+        (y[i] == 0.0) == (dx[i] == 0.0) && (y[i] == 0.0 || std::abs(dx[i] - dy[i] / 0.7) < 1e-12)
+            ? 0
+            : 1;
+  CHECK(mismatched == 0);
+  // the same state gives the same mask (reproducible); the next call draws a new one
+  auto again = std::make_unique<L>(saved);
+  std::vector<double> y2(10000), y3(10000);
+  again->forward_train(x.data(), y2.data(), 1);
+  CHECK(y2 == y);
+  again->forward_train(x.data(), y3.data(), 1);
+  CHECK_FALSE(y3 == y);
+  // central differences through a fixed mask
+  std::vector<double> xs(x.begin(), x.begin() + 50), gs(dy.begin(), dy.begin() + 50), ys(50),
+      dxs(50);
+  using S = g::dropout<0.3>::bind<double, g::shape<50>>;
+  S small;
+  small.init(rng);
+  const S before = small;
+  small.forward_train(xs.data(), ys.data(), 1);
+  small.backward<true, 0>(xs.data(), ys.data(), gs.data(), dxs.data(), nullptr, 1);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < 50; ++i) {
+    auto objective = [&](double v) {
+      S copy = before;
+      auto xx = xs;
+      xx[i] = v;
+      std::vector<double> yy(50);
+      copy.forward_train(xx.data(), yy.data(), 1);
+      double s = 0;
+      for (std::size_t k = 0; k < 50; ++k) s += gs[k] * yy[k];
+      return s;
+    };
+    const double numeric = (objective(xs[i] + 1e-6) - objective(xs[i] - 1e-6)) / 2e-6;
+    bad += graft_test::close(dxs[i], numeric) ? 0 : 1;
+  }
+  CHECK(bad == 0);
+}
+
+TEST_CASE(
+    "dropout in a model: trains, evaluates deterministically, and a frozen prefix runs in "
+    "evaluation mode") {
+  using backbone = g::stack<g::input<2, 3>, g::flatten, g::dense<16>, g::relu, g::dropout<0.2>,
+                            g::dense<8>, g::relu>;
+  using net_t = g::model<backbone, g::classifier<3>>;
+  g::splitmix64 rng(5);
+  std::vector<float> x(240 * 6);
+  std::vector<std::int32_t> y(240);
+  for (std::size_t i = 0; i < 240; ++i) {
+    y[i] = static_cast<std::int32_t>(rng.below(3));
+    for (std::size_t d = 0; d < 6; ++d)
+      x[i * 6 + d] = static_cast<float>((d % 3 == static_cast<std::size_t>(y[i]) ? 1.0 : 0.0) +
+                                        0.3 * rng.normal());
+  }
+  const auto ds = g::data::make_classification("blobs", {2, 3}, x, y, 3);
+  auto net = g::make_model<net_t>(g::seed{1});
+  g::pretrain(*net, ds, g::sgd{.lr = 0.1f, .momentum = 0.9f}, g::epochs{10}, g::batch<16>);
+  const auto e1 = g::evaluate(*net, ds), e2 = g::evaluate(*net, ds);
+  CHECK(e1.accuracy > 0.9);
+  CHECK(e1.loss == e2.loss);
+  // freeze::first<1> keeps dense<16> frozen: the dropout above it is then below the lowest
+  // trainable layer (dense<8>), runs as the identity, and the cached run equals the uncached one
+  auto a = std::make_unique<net_t>(*net), b = std::make_unique<net_t>(*net);
+  g::finetune<g::freeze::first<1>>(*a, ds, g::sgd{.lr = 0.05f}, g::steps{10}, g::batch<16>,
+                                   g::feature_cache{true});
+  g::finetune<g::freeze::first<1>>(*b, ds, g::sgd{.lr = 0.05f}, g::steps{10}, g::batch<16>,
+                                   g::feature_cache{false});
+  CHECK(a->layer<4>().weight == b->layer<4>().weight);
+  CHECK(a->head().weight == b->head().weight);
+}

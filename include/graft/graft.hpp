@@ -8,6 +8,7 @@
 #include "graft/layers/activations.hpp"
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/dense.hpp"
+#include "graft/layers/dropout.hpp"
 #include "graft/layers/pooling.hpp"
 #include "graft/model/heads.hpp"
 #include "graft/model/model.hpp"

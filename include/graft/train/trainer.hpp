@@ -193,10 +193,19 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
 
   /// Forward for the first `rows` rows through layers [start, stop): the rows start in
   /// activation(start) (input() when start is 0, cached features otherwise).
+  /// Layers with a training-mode forward (dropout) use it at and above the lowest trainable layer;
+  /// a frozen prefix runs in evaluation mode (so that its features can be cached).
   void forward(std::size_t rows, std::size_t start = 0, std::size_t stop = L) noexcept {
     meta::static_for<L>([&](auto i) {
-      if (i >= start && i < stop)
-        net_->template layer<i>().forward(at(layout.act[i]), at(layout.act[i + 1]), rows);
+      if (i >= start && i < stop) {
+        const auto& layer = net_->template layer<i>();
+        const T* x = at(layout.act[i]);
+        T* y = at(layout.act[i + 1]);
+        if constexpr (i >= lowest_trainable && requires { layer.forward_train(x, y, rows); })
+          layer.forward_train(x, y, rows);
+        else
+          layer.forward(x, y, rows);
+      }
     });
   }
 

@@ -1,0 +1,70 @@
+// dropout<P>: in training, zeroes each element with probability P and scales the others by
+// 1/(1-P) (inverted dropout); at evaluation (runner, evaluate) it is the identity. The mask comes
+// from graft's seeded generator: the layer's seed (set by initialize) and a counter of training
+// forwards, so a run is reproducible and backward recomputes the forward's mask instead of
+// storing it.
+#pragma once
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "graft/layers/layer.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+template <class T, class In, double P> class dropout_layer {
+ public:
+  using scalar = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t parameter_count = 0;
+  static constexpr std::array<param_desc, 0> params{};
+
+  static std::string name() { return "dropout<" + std::to_string(P) + ">"; }
+  T* param(std::size_t) noexcept { return nullptr; }
+  const T* param(std::size_t) const noexcept { return nullptr; }
+  void init(splitmix64& rng) noexcept {
+    seed_ = rng.next();
+    draws_ = 0;
+  }
+
+  /// Evaluation: the identity.
+  void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    std::memcpy(y, x, rows * In::size * sizeof(T));
+  }
+  /// Training: a fresh mask per call.
+  void forward_train(const T* x, T* y, std::size_t rows) const noexcept {
+    splitmix64 rng(seed_ ^ (0x9E3779B97F4A7C15ULL * ++draws_));
+    const T scale = static_cast<T>(1.0 / (1.0 - P));
+    for (std::size_t i = 0; i < rows * In::size; ++i) y[i] = keep(rng) ? x[i] * scale : T(0);
+  }
+  /// The gradient of the last forward_train: the same mask, recomputed.
+  template <bool InputGrad, unsigned> void backward(const T*, const T*, const T* dy, T* dx,
+                                                    T* const*, std::size_t rows) const noexcept {
+    if constexpr (InputGrad) {
+      splitmix64 rng(seed_ ^ (0x9E3779B97F4A7C15ULL * draws_));
+      const T scale = static_cast<T>(1.0 / (1.0 - P));
+      for (std::size_t i = 0; i < rows * In::size; ++i) dx[i] = keep(rng) ? dy[i] * scale : T(0);
+    }
+  }
+
+ private:
+  static bool keep(splitmix64& rng) noexcept {
+    // P as a 53-bit threshold: exact for the probabilities people write (0.5, 0.25, 0.1 ...)
+    return rng.uniform01() >= P;
+  }
+  std::uint64_t seed_ = 0;
+  mutable std::uint64_t draws_ = 0;  ///< training forwards so far (not a parameter; not saved)
+};
+
+/// Inverted dropout with drop probability P (0 <= P < 1), identity at evaluation.
+template <double P> struct dropout {
+  static_assert(P >= 0.0 && P < 1.0, "graft: dropout<P> needs 0 <= P < 1");
+  using expects = diagnostics::expects_any_shape;
+  template <class In> static constexpr bool accepts = Shape<In>;
+  template <class T, class In> using bind = dropout_layer<T, In, P>;
+};
+
+GRAFT_END_NAMESPACE
