@@ -2,6 +2,7 @@
 // with LibTorch, dlib, tiny-dnn and OpenBLAS; tools/bench_table.py prints the ratios). float32.
 //   W1  training step of the MLP 784-256-128-10, SGD momentum, batch 64     (items/s = samples/s)
 //   W2  the same MLP: batch-1 latency and batch-256 throughput
+//   W3  the LeNet-5-like CNN: training step, batch 64, and batch-1 latency
 //   W4  fine-tuning step with the two lower dense layers frozen, without and with feature caching
 //   W5  the single-core FMA peak, and the dense kernels' GFLOP/s at the MLP's shapes
 // Names ending in _threads2 use two threads (a GRAFT_OPENMP build, such as the release preset).
@@ -16,6 +17,10 @@ namespace g = graft;
 using mlp =
     g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using net_t = g::model<mlp, g::classifier<10>>;
+using lenet = g::stack<g::input<1, 28, 28>, g::conv2d<6, 5, g::pad<2>>, g::relu, g::max_pool<2>,
+                       g::conv2d<16, 5>, g::relu, g::max_pool<2>, g::flatten, g::dense<120>,
+                       g::relu, g::dense<84>, g::relu>;
+using lenet_t = g::model<lenet, g::classifier<10>>;
 using opt_t = g::sgd;
 
 namespace {
@@ -54,9 +59,22 @@ BENCHMARK(BM_step<g::freeze::none, false, 2>)->Name("W1_train_step_batch64_threa
 BENCHMARK(BM_step<g::freeze::first<2>, false, 1>)->Name("W4_finetune_frozen2_batch64");
 BENCHMARK(BM_step<g::freeze::first<2>, true, 1>)->Name("W4_finetune_frozen2_cached_batch64");
 
-template <std::size_t B> void BM_W2_inference(benchmark::State& state) {
-  auto net = g::make_model<net_t>(g::seed{0});
-  auto r = std::make_unique<g::runner<net_t, B>>();
+// W3: the LeNet-5-like CNN, training step (batch 64) and batch-1 inference.
+void BM_W3_lenet_train_step(benchmark::State& state) {
+  auto net = g::make_model<lenet_t>(g::seed{0});
+  auto t =
+      std::make_unique<g::trainer<lenet_t, 64, opt_t>>(*net, opt_t{.lr = 0.01f, .momentum = 0.9f});
+  fill(t->input(), 64 * 784, 1);
+  std::vector<std::int32_t> y(64);
+  for (std::size_t i = 0; i < 64; ++i) y[i] = static_cast<std::int32_t>(i % 10);
+  for (auto _ : state) benchmark::DoNotOptimize(t->step(y.data(), 64));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 64);
+}
+BENCHMARK(BM_W3_lenet_train_step)->Name("W3_lenet_train_step_batch64");
+
+template <class Net, std::size_t B> void BM_inference(benchmark::State& state) {
+  auto net = g::make_model<Net>(g::seed{0});
+  auto r = std::make_unique<g::runner<Net, B>>();
   std::vector<float> x(B * 784);
   fill(x.data(), x.size(), 2);
   for (auto _ : state) {
@@ -66,8 +84,9 @@ template <std::size_t B> void BM_W2_inference(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(B));
 }
-BENCHMARK(BM_W2_inference<1>)->Name("W2_inference_batch1");
-BENCHMARK(BM_W2_inference<256>)->Name("W2_inference_batch256");
+BENCHMARK(BM_inference<net_t, 1>)->Name("W2_inference_batch1");
+BENCHMARK(BM_inference<net_t, 256>)->Name("W2_inference_batch256");
+BENCHMARK(BM_inference<lenet_t, 1>)->Name("W3_lenet_inference_batch1");
 
 // Forward product of a dense layer: C[M x N] = A[M x K] * B[K x N].
 template <std::size_t M, std::size_t K, std::size_t N, int Threads>

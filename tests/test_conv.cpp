@@ -160,7 +160,7 @@ TEST_CASE("LeNet trains on a synthetic task and freezing works across conv layer
 
 TEST_CASE(
     "dropout: identity at evaluation, seeded inverted dropout in training, same mask backward") {
-  using L = g::dropout<0.3>::bind<double, g::shape<10000>>;
+  using L = g::dropout<30>::bind<double, g::shape<10000>>;
   auto l = std::make_unique<L>();
   g::splitmix64 rng(1);
   l->init(rng);
@@ -198,7 +198,7 @@ TEST_CASE(
   // central differences through a fixed mask
   std::vector<double> xs(x.begin(), x.begin() + 50), gs(dy.begin(), dy.begin() + 50), ys(50),
       dxs(50);
-  using S = g::dropout<0.3>::bind<double, g::shape<50>>;
+  using S = g::dropout<30>::bind<double, g::shape<50>>;
   S small;
   small.init(rng);
   const S before = small;
@@ -225,7 +225,7 @@ TEST_CASE(
 TEST_CASE(
     "dropout in a model: trains, evaluates deterministically, and a frozen prefix runs in "
     "evaluation mode") {
-  using backbone = g::stack<g::input<2, 3>, g::flatten, g::dense<16>, g::relu, g::dropout<0.2>,
+  using backbone = g::stack<g::input<2, 3>, g::flatten, g::dense<16>, g::relu, g::dropout<20>,
                             g::dense<8>, g::relu>;
   using net_t = g::model<backbone, g::classifier<3>>;
   g::splitmix64 rng(5);

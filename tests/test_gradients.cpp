@@ -26,7 +26,7 @@ TEST_CASE("layer gradients: dense (input, weight, bias)") {
 TEST_CASE("layer gradients: activations and flatten") {
   CHECK_GRADIENTS(g::relu::bind<double, g::shape<2, 3, 4>>);
   CHECK_GRADIENTS(g::leaky_relu::bind<double, g::shape<11>>);
-  CHECK_GRADIENTS(g::leaky_relu_slope<0.2>::bind<double, g::shape<11>>);
+  CHECK_GRADIENTS(g::leaky_relu_slope<2, 10>::bind<double, g::shape<11>>);
   CHECK_GRADIENTS(g::tanh::bind<double, g::shape<9>>);
   CHECK_GRADIENTS(g::sigmoid::bind<double, g::shape<9>>);
   CHECK_GRADIENTS(g::flatten::bind<double, g::shape<2, 3, 2>>);

@@ -23,6 +23,8 @@ WORKLOADS = [
     ("W1_train_step_batch64", "W1 training step, batch 64", "rate"),
     ("W2_inference_batch1", "W2 inference, batch 1", "latency"),
     ("W2_inference_batch256", "W2 inference, batch 256", "rate"),
+    ("W3_lenet_train_step_batch64", "W3 LeNet training step, batch 64", "rate"),
+    ("W3_lenet_inference_batch1", "W3 LeNet inference, batch 1", "latency"),
     ("W4_finetune_frozen2_batch64", "W4 fine-tune, 2 layers frozen", "rate"),
 ]
 

@@ -4,6 +4,8 @@
 // and inter-op pools set to 1, and the OpenBLAS that Debian's LibTorch calls for GEMM pinned to 1.
 //   W1  training step, SGD momentum 0.9, lr 0.01, batch 64 (items/s = samples/s)
 //   W2  inference under torch::InferenceMode, batch 1 (latency) and batch 256 (throughput)
+//   W3  the LeNet-5-like CNN (torch::nn::Conv2d, torch::max_pool2d, torch::nn::Linear) on the
+//       inputs as [batch, 1, 28, 28] images: training step as W1, batch-1 inference as W2
 //   W4  fine-tuning step with fc1 and fc2 frozen: requires_grad=false on their parameters, the
 //       optimiser only sees fc3, and the frozen part runs under torch::NoGradGuard (no autograd
 //       graph is recorded below the head)
@@ -23,6 +25,14 @@ using peers::kH1;
 using peers::kH2;
 using peers::kIn;
 using peers::kOut;
+// W3's LeNet.
+using peers::kC1;
+using peers::kC2;
+using peers::kF1;
+using peers::kF2;
+using peers::kFlat;
+using peers::kKernel;
+using peers::kPad1;
 
 struct MlpImpl : torch::nn::Module {
   MlpImpl()
@@ -40,10 +50,35 @@ struct MlpImpl : torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
+struct LenetImpl : torch::nn::Module {
+  using Conv = torch::nn::Conv2dOptions;  // (in_channels, out_channels, kernel_size)
+  LenetImpl()
+      : conv1(register_module("conv1", torch::nn::Conv2d(Conv(1, kC1, kKernel).padding(kPad1)))),
+        conv2(register_module("conv2", torch::nn::Conv2d(Conv(kC1, kC2, kKernel)))),
+        fc1(register_module("fc1", torch::nn::Linear(kFlat, kF1))),
+        fc2(register_module("fc2", torch::nn::Linear(kF1, kF2))),
+        fc3(register_module("fc3", torch::nn::Linear(kF2, kOut))) {}
+
+  // x: [batch, 1, 28, 28]; returns the logits.
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = torch::max_pool2d(torch::relu(conv1->forward(x)), peers::kPool);
+    h = torch::max_pool2d(torch::relu(conv2->forward(h)), peers::kPool).flatten(1);
+    return fc3->forward(torch::relu(fc2->forward(torch::relu(fc1->forward(h)))));
+  }
+
+  torch::nn::Conv2d conv1, conv2;
+  torch::nn::Linear fc1, fc2, fc3;
+};
+TORCH_MODULE(Lenet);
+
 // A [rows, 784] float tensor and a [rows] int64 label tensor holding the shared synthetic data.
 torch::Tensor inputs(int rows, std::uint64_t seed) {
   auto v = peers::uniform_pixels(std::size_t(rows) * kIn, seed);
   return torch::from_blob(v.data(), {rows, kIn}, torch::kFloat32).clone();
+}
+// The same data as [rows, 1, 28, 28] images, W3's input.
+torch::Tensor images(int rows, std::uint64_t seed) {
+  return inputs(rows, seed).view({rows, 1, peers::kSide, peers::kSide});
 }
 torch::Tensor labels(int rows) {
   auto v = peers::cyclic_labels<std::int64_t>(rows);
@@ -96,6 +131,23 @@ void BM_W4_finetune_frozen2_batch64(benchmark::State& state) {
   peers::set_samples(state, B);
 }
 
+void BM_W3_lenet_train_step_batch64(benchmark::State& state) {
+  constexpr int B = peers::kTrainBatch;
+  torch::manual_seed(0);
+  Lenet net;
+  auto opt = make_sgd(net->parameters());
+  const auto x = images(B, peers::kSeedTrain);
+  const auto y = labels(B);
+  for (auto _ : state) {
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+    loss.backward();
+    opt.step();
+    benchmark::DoNotOptimize(loss.item<float>());
+  }
+  peers::set_samples(state, B);
+}
+
 template <int B> void BM_W2_inference(benchmark::State& state) {
   torch::manual_seed(0);
   Mlp net;
@@ -113,9 +165,28 @@ template <int B> void BM_W2_inference(benchmark::State& state) {
   peers::set_samples(state, B);
 }
 
+void BM_W3_lenet_inference_batch1(benchmark::State& state) {
+  torch::manual_seed(0);
+  Lenet net;
+  net->eval();
+  torch::InferenceMode inference;
+  const auto data = peers::uniform_pixels(kIn, peers::kSeedInfer);
+  auto x = torch::empty({1, 1, peers::kSide, peers::kSide}, torch::kFloat32);
+  for (auto _ : state) {
+    // As W2: copy the input in, then forward.
+    std::memcpy(x.data_ptr<float>(), data.data(), data.size() * sizeof(float));
+    auto logits = net->forward(x);
+    benchmark::DoNotOptimize(logits.data_ptr<float>());
+    benchmark::ClobberMemory();
+  }
+  peers::set_samples(state, 1);
+}
+
 BENCHMARK(BM_W1_train_step_batch64)->Name("W1_train_step_batch64");
 BENCHMARK(BM_W2_inference<1>)->Name("W2_inference_batch1");
 BENCHMARK(BM_W2_inference<256>)->Name("W2_inference_batch256");
+BENCHMARK(BM_W3_lenet_train_step_batch64)->Name("W3_lenet_train_step_batch64");
+BENCHMARK(BM_W3_lenet_inference_batch1)->Name("W3_lenet_inference_batch1");
 BENCHMARK(BM_W4_finetune_frozen2_batch64)->Name("W4_finetune_frozen2_batch64");
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Shared by the peer benchmarks (bench_peer_*.cpp): the workload's shapes, the synthetic data
+// Shared by the peer benchmarks (bench_peer_*.cpp): the workloads' shapes, the synthetic data
 // and single-thread pinning. Deliberately independent of graft, so that a peer's benchmark only
 // pays for its own library; the data generator reproduces graft::splitmix64 bit for bit, so the
 // inputs are the same numbers that graft's own benchmarks (bench_mlp.cpp, bench_finetune.cpp) use.
@@ -18,7 +18,19 @@ inline constexpr int kIn = 784, kH1 = 256, kH2 = 128, kOut = 10;
 inline constexpr int kTrainBatch = 64;
 inline constexpr float kLr = 0.01f, kMomentum = 0.9f;
 
-// Seeds of graft's benchmarks: W1 and W4 inputs 1, W2 inputs 2, W5 operands 3 and 4.
+// W3's LeNet-5-like CNN, on the same inputs read as 1 x 28 x 28 images: conv 5x5 kC1 padding 2
+// ("same"), ReLU, max-pool 2 (14 x 14), conv 5x5 kC2 no padding (10 x 10), ReLU, max-pool 2
+// (5 x 5), flatten (kFlat = 400), dense kF1, ReLU, dense kF2, ReLU, dense kOut (softmax
+// cross-entropy). Same training settings as W1 (batch 64, SGD momentum 0.9, lr 0.01).
+inline constexpr int kSide = 28, kKernel = 5, kPad1 = 2, kPool = 2;
+inline constexpr int kC1 = 6, kC2 = 16, kF1 = 120, kF2 = 84;
+inline constexpr int kSide1 = kSide / kPool;                   // 14, after the first pool
+inline constexpr int kSide2 = (kSide1 - kKernel + 1) / kPool;  // 5, after the second pool
+inline constexpr int kFlat = kC2 * kSide2 * kSide2;            // 400
+static_assert(kSide * kSide == kIn && kFlat == 400);
+
+// Seeds of graft's benchmarks: W1, W3 (training) and W4 inputs 1, W2 and W3 (inference) inputs 2,
+// W5 operands 3 and 4.
 inline constexpr std::uint64_t kSeedTrain = 1, kSeedInfer = 2, kSeedGemmA = 3, kSeedGemmB = 4;
 
 // SplitMix64, as graft::splitmix64 (same constants, same 53-bit uniform01).

@@ -252,7 +252,7 @@ inline std::string number_string(double v) {
     return std::to_string(static_cast<long long>(v));
   char buf[64];
   const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
+  return {buf, r.ptr};
 }
 
 }  // namespace detail

@@ -340,7 +340,7 @@ inline idx_array read_idx(const std::string& path) {
   int read_errno = 0;
   for (;;) {
     const std::size_t room = buf.make_room();
-    const unsigned chunk = static_cast<unsigned>(room < (1u << 30) ? room : (1u << 30));
+    const auto chunk = static_cast<unsigned>(room < (1u << 30) ? room : (1u << 30));
     errno = 0;
     const int got = gzread(gz, buf.data.get() + buf.size, chunk);
     if (got < 0) read_errno = errno;

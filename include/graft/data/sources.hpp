@@ -63,8 +63,8 @@ inline std::vector<std::filesystem::path> idx_search_path(const char* sub, const
   if (cache != nullptr && *cache != 0)
     dirs.push_back(std::filesystem::path(cache) / "graft" / sub);
   else if (home != nullptr && *home != 0)
-    dirs.push_back(std::filesystem::path(home) / ".cache" / "graft" / sub);
-  if (system_dir != nullptr) dirs.push_back(system_dir);
+    dirs.emplace_back(std::filesystem::path(home) / ".cache" / "graft" / sub);
+  if (system_dir != nullptr) dirs.emplace_back(system_dir);
   return dirs;
 }
 

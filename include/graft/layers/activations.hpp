@@ -52,14 +52,19 @@ struct relu_fn {
   template <class T> static T f(T x) noexcept { return x < T(0) ? T(0) : x; }
   template <class T> static T df_from_y(T y) noexcept { return y > T(0) ? T(1) : T(0); }
 };
-template <double Slope> struct leaky_relu_fn {
-  static_assert(Slope > 0.0,
-                "graft: leaky_relu needs a positive slope (its derivative is read "
-                "from the sign of the output)");
-  static std::string name() { return "leaky_relu<" + std::to_string(Slope) + ">"; }
-  template <class T> static T f(T x) noexcept { return x < T(0) ? static_cast<T>(Slope) * x : x; }
+// The slope is Num/Den: integers, because clang 14 does not take floating-point template
+// arguments.
+template <std::size_t Num, std::size_t Den> struct leaky_relu_fn {
+  static_assert(Num > 0 && Den > 0,
+                "graft: leaky_relu needs a positive slope (its derivative is read from the sign "
+                "of the output)");
+  static constexpr double slope = static_cast<double>(Num) / static_cast<double>(Den);
+  static std::string name() {
+    return "leaky_relu<" + std::to_string(Num) + "/" + std::to_string(Den) + ">";
+  }
+  template <class T> static T f(T x) noexcept { return x < T(0) ? static_cast<T>(slope) * x : x; }
   template <class T> static T df_from_y(T y) noexcept {
-    return y > T(0) ? T(1) : static_cast<T>(Slope);
+    return y > T(0) ? T(1) : static_cast<T>(slope);
   }
 };
 struct tanh_fn {
@@ -81,10 +86,11 @@ struct sigmoid_fn {
 
 // Distinct types (not aliases) so that diagnostics print "graft::relu", not the detail template.
 struct relu : detail::elementwise_spec<detail::relu_fn> {};
-/// leaky_relu_slope<0.1>: x for x > 0, Slope * x otherwise.
-template <double Slope> struct leaky_relu_slope
-    : detail::elementwise_spec<detail::leaky_relu_fn<Slope>> {};
-struct leaky_relu : leaky_relu_slope<0.01> {};
+/// leaky_relu_slope<Num, Den>: x for x > 0, (Num/Den) * x otherwise; leaky_relu_slope<2, 10> has
+/// slope 0.2, and Den defaults to 100 (leaky_relu_slope<1> is PyTorch's default 0.01).
+template <std::size_t Num, std::size_t Den = 100> struct leaky_relu_slope
+    : detail::elementwise_spec<detail::leaky_relu_fn<Num, Den>> {};
+struct leaky_relu : leaky_relu_slope<1, 100> {};
 struct tanh : detail::elementwise_spec<detail::tanh_fn> {};
 struct sigmoid : detail::elementwise_spec<detail::sigmoid_fn> {};
 

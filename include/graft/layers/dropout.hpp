@@ -1,4 +1,5 @@
-// dropout<P>: in training, zeroes each element with probability P and scales the others by
+// dropout<Num, Den>: with P = Num/Den (Den defaults to 100: dropout<20> drops 20%), in training,
+// zeroes each element with probability P and scales the others by
 // 1/(1-P) (inverted dropout); at evaluation (runner, evaluate) it is the identity. The mask comes
 // from graft's seeded generator: the layer's seed (set by initialize) and a counter of training
 // forwards, so a run is reproducible and backward recomputes the forward's mask instead of
@@ -14,7 +15,9 @@
 
 GRAFT_BEGIN_NAMESPACE
 
-template <class T, class In, double P> class dropout_layer {
+template <class T, class In, std::size_t Num, std::size_t Den> class dropout_layer {
+  static constexpr double P = static_cast<double>(Num) / static_cast<double>(Den);
+
  public:
   using scalar = T;
   using input_shape = In;
@@ -22,7 +25,9 @@ template <class T, class In, double P> class dropout_layer {
   static constexpr std::size_t parameter_count = 0;
   static constexpr std::array<param_desc, 0> params{};
 
-  static std::string name() { return "dropout<" + std::to_string(P) + ">"; }
+  static std::string name() {
+    return "dropout<" + std::to_string(Num) + "/" + std::to_string(Den) + ">";
+  }
   T* param(std::size_t) noexcept { return nullptr; }
   const T* param(std::size_t) const noexcept { return nullptr; }
   void init(splitmix64& rng) noexcept {
@@ -59,12 +64,14 @@ template <class T, class In, double P> class dropout_layer {
   mutable std::uint64_t draws_ = 0;  ///< training forwards so far (not a parameter; not saved)
 };
 
-/// Inverted dropout with drop probability P (0 <= P < 1), identity at evaluation.
-template <double P> struct dropout {
-  static_assert(P >= 0.0 && P < 1.0, "graft: dropout<P> needs 0 <= P < 1");
+/// Inverted dropout with drop probability Num/Den (in percent by default: dropout<20> drops 20%),
+/// identity at evaluation. Integers, because clang 14 does not take floating-point template
+/// arguments.
+template <std::size_t Num, std::size_t Den = 100> struct dropout {
+  static_assert(Den > 0 && Num < Den, "graft: dropout<Num, Den> needs 0 <= Num/Den < 1");
   using expects = diagnostics::expects_any_shape;
   template <class In> static constexpr bool accepts = Shape<In>;
-  template <class T, class In> using bind = dropout_layer<T, In, P>;
+  template <class T, class In> using bind = dropout_layer<T, In, Num, Den>;
 };
 
 GRAFT_END_NAMESPACE

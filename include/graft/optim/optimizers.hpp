@@ -27,11 +27,11 @@ struct sgd {
 
   template <class T> void update(T* w, const T* g, T* const* state, std::size_t n,
                                  const update_context& c) const noexcept {
-    const T lr_ = static_cast<T>(c.lr), mu = static_cast<T>(momentum),
-            wd = static_cast<T>(weight_decay);
+    const auto rate = static_cast<T>(c.lr), mu = static_cast<T>(momentum),
+               wd = static_cast<T>(weight_decay);
     T* buf = state[0];
     if (momentum == 0.0f) {
-      for (std::size_t i = 0; i < n; ++i) w[i] -= lr_ * (g[i] + wd * w[i]);
+      for (std::size_t i = 0; i < n; ++i) w[i] -= rate * (g[i] + wd * w[i]);
       return;
     }
     if (c.step == 1)  // PyTorch: the buffer starts as the first gradient
@@ -40,13 +40,13 @@ struct sgd {
       for (std::size_t i = 0; i < n; ++i) {
         const T d = g[i] + wd * w[i];
         buf[i] = c.step == 1 ? d : mu * buf[i] + d;
-        w[i] -= lr_ * (d + mu * buf[i]);
+        w[i] -= rate * (d + mu * buf[i]);
       }
     else
       for (std::size_t i = 0; i < n; ++i) {
         const T d = g[i] + wd * w[i];
         buf[i] = c.step == 1 ? d : mu * buf[i] + d;
-        w[i] -= lr_ * buf[i];
+        w[i] -= rate * buf[i];
       }
   }
 };
@@ -69,21 +69,22 @@ template <bool Decoupled> struct adam_optimizer {
     T* v = state[1];
     if (c.step == 1)
       for (std::size_t i = 0; i < n; ++i) m[i] = v[i] = T(0);
-    const double t = static_cast<double>(c.step);
-    const T b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
-    const T c1 = static_cast<T>(1.0 / (1.0 - std::pow(static_cast<double>(beta1), t)));
-    const T c2 = static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(static_cast<double>(beta2), t)));
-    const T lr_ = static_cast<T>(c.lr), wd = static_cast<T>(weight_decay), e = static_cast<T>(eps);
+    const auto t = static_cast<double>(c.step);
+    const auto b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
+    const auto c1 = static_cast<T>(1.0 / (1.0 - std::pow(static_cast<double>(beta1), t)));
+    const auto c2 = static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(static_cast<double>(beta2), t)));
+    const auto rate = static_cast<T>(c.lr), wd = static_cast<T>(weight_decay),
+               e = static_cast<T>(eps);
     for (std::size_t i = 0; i < n; ++i) {
       T gi = g[i];
       if constexpr (Decoupled)
-        w[i] -= lr_ * wd * w[i];
+        w[i] -= rate * wd * w[i];
       else
         gi += wd * w[i];
       m[i] = b1 * m[i] + (T(1) - b1) * gi;
       v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
       // PyTorch: w -= lr * (m / (1-b1^t)) / (sqrt(v) / sqrt(1-b2^t) + eps)
-      w[i] -= lr_ * (m[i] * c1) / (std::sqrt(v[i]) * c2 + e);
+      w[i] -= rate * (m[i] * c1) / (std::sqrt(v[i]) * c2 + e);
     }
   }
 };

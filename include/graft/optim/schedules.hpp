@@ -24,7 +24,8 @@ struct step_decay {
   std::size_t every = 100;
   double gamma = 0.1;
   double lr(std::size_t step, std::size_t, double base) const noexcept {
-    return base * std::pow(gamma, static_cast<double>(step / (every == 0 ? 1 : every)));
+    const std::size_t periods = step / (every == 0 ? 1 : every);  // whole periods elapsed
+    return base * std::pow(gamma, static_cast<double>(periods));
   }
 };
 
@@ -57,7 +58,7 @@ struct one_cycle {
   double lr(std::size_t step, std::size_t total, double base) const noexcept {
     const double start = base / div, end = start / final_div;
     const double up = std::max(1.0, pct_start * static_cast<double>(total) - 1.0);
-    const double s = static_cast<double>(step);
+    const auto s = static_cast<double>(step);
     auto anneal = [](double from, double to, double t) {
       return to + (from - to) * 0.5 * (1.0 + std::cos(pi * std::clamp(t, 0.0, 1.0)));
     };
