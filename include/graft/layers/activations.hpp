@@ -13,19 +13,14 @@ GRAFT_BEGIN_NAMESPACE
 
 namespace detail {
 // Fn gives f(x) and f'(x) expressed through the output y = f(x) (relu, tanh, sigmoid all can).
-template <class T, class In, class Fn> class elementwise_layer {
+template <class T, class In, class Fn> class elementwise_layer : public without_parameters<T> {
  public:
   using scalar = T;
   using input_shape = In;
   using output_shape = In;
-  static constexpr std::size_t parameter_count = 0;
-  static constexpr std::array<param_desc, 0> params{};
   static constexpr std::size_t size = In::size;
 
   static std::string name() { return Fn::name(); }
-  T* param(std::size_t) noexcept { return nullptr; }
-  const T* param(std::size_t) const noexcept { return nullptr; }
-  void init(splitmix64&) noexcept {}
 
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     const std::size_t n = rows * size;
@@ -94,18 +89,13 @@ struct leaky_relu : leaky_relu_slope<1, 100> {};
 struct tanh : detail::elementwise_spec<detail::tanh_fn> {};
 struct sigmoid : detail::elementwise_spec<detail::sigmoid_fn> {};
 
-template <class T, class In> class flatten_layer {
+template <class T, class In> class flatten_layer : public without_parameters<T> {
  public:
   using scalar = T;
   using input_shape = In;
   using output_shape = shape<In::size>;
-  static constexpr std::size_t parameter_count = 0;
-  static constexpr std::array<param_desc, 0> params{};
 
   static std::string name() { return "flatten"; }
-  T* param(std::size_t) noexcept { return nullptr; }
-  const T* param(std::size_t) const noexcept { return nullptr; }
-  void init(splitmix64&) noexcept {}
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     std::memcpy(y, x, rows * In::size * sizeof(T));
   }

@@ -15,21 +15,18 @@
 
 GRAFT_BEGIN_NAMESPACE
 
-template <class T, class In, std::size_t Num, std::size_t Den> class dropout_layer {
+template <class T, class In, std::size_t Num, std::size_t Den> class dropout_layer
+    : public without_parameters<T> {
   static constexpr double P = static_cast<double>(Num) / static_cast<double>(Den);
 
  public:
   using scalar = T;
   using input_shape = In;
   using output_shape = In;
-  static constexpr std::size_t parameter_count = 0;
-  static constexpr std::array<param_desc, 0> params{};
 
   static std::string name() {
     return "dropout<" + std::to_string(Num) + "/" + std::to_string(Den) + ">";
   }
-  T* param(std::size_t) noexcept { return nullptr; }
-  const T* param(std::size_t) const noexcept { return nullptr; }
   void init(splitmix64& rng) noexcept {
     seed_ = rng.next();
     draws_ = 0;

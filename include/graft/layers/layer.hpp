@@ -40,6 +40,16 @@ concept BoundLayer = requires(L& l, const L& cl, const typename L::scalar* x, ty
   { L::name() } -> std::convertible_to<std::string>;
 };
 
+/// The parameter interface of a layer that has none (activations, pooling, flatten, dropout):
+/// derive from it instead of spelling out empty parameter lists.
+template <class T> struct without_parameters {
+  static constexpr std::size_t parameter_count = 0;
+  static constexpr std::array<param_desc, 0> params{};
+  T* param(std::size_t) noexcept { return nullptr; }
+  const T* param(std::size_t) const noexcept { return nullptr; }
+  void init(splitmix64&) noexcept {}
+};
+
 /// A layer spec such as dense<64>: shape-agnostic until a stack binds it.
 template <class S>
 concept LayerSpec = requires {

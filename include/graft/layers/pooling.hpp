@@ -15,23 +15,18 @@ GRAFT_BEGIN_NAMESPACE
 namespace detail {
 template <class T, std::size_t C, std::size_t H, std::size_t W, std::size_t K, std::size_t S,
           bool Max>
-class pool2d_layer {
+class pool2d_layer : public without_parameters<T> {
  public:
   static constexpr std::size_t HO = (H - K) / S + 1;
   static constexpr std::size_t WO = (W - K) / S + 1;
   using scalar = T;
   using input_shape = shape<C, H, W>;
   using output_shape = shape<C, HO, WO>;
-  static constexpr std::size_t parameter_count = 0;
-  static constexpr std::array<param_desc, 0> params{};
 
   static std::string name() {
     return std::string(Max ? "max_pool<" : "avg_pool<") + std::to_string(K) + "," +
            std::to_string(S) + ">";
   }
-  T* param(std::size_t) noexcept { return nullptr; }
-  const T* param(std::size_t) const noexcept { return nullptr; }
-  void init(splitmix64&) noexcept {}
 
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     for (std::size_t r = 0; r < rows; ++r)
@@ -108,18 +103,14 @@ template <std::size_t K, std::size_t S = K> struct max_pool : detail::pool2d_spe
 /// Mean over K x K windows, stride S (default K).
 template <std::size_t K, std::size_t S = K> struct avg_pool : detail::pool2d_spec<false, K, S> {};
 
-template <class T, std::size_t C, std::size_t H, std::size_t W> class global_avg_pool_layer {
+template <class T, std::size_t C, std::size_t H, std::size_t W> class global_avg_pool_layer
+    : public without_parameters<T> {
  public:
   static constexpr std::size_t HW = H * W;
   using scalar = T;
   using input_shape = shape<C, H, W>;
   using output_shape = shape<C>;
-  static constexpr std::size_t parameter_count = 0;
-  static constexpr std::array<param_desc, 0> params{};
   static std::string name() { return "global_avg_pool"; }
-  T* param(std::size_t) noexcept { return nullptr; }
-  const T* param(std::size_t) const noexcept { return nullptr; }
-  void init(splitmix64&) noexcept {}
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     for (std::size_t r = 0; r < rows * C; ++r) {
       T s(0);
