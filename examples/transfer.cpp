@@ -20,15 +20,14 @@
 
 #include <graft/graft.hpp>
 
+#include "support/backbones.hpp"
 #include "support/svg_plot.hpp"
 
 namespace g = graft;
 
 using mlp =
     g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
-using lenet = g::stack<g::input<1, 28, 28>, g::conv2d<6, 5, g::pad<2>>, g::relu, g::max_pool<2>,
-                       g::conv2d<16, 5>, g::relu, g::max_pool<2>, g::flatten, g::dense<120>,
-                       g::relu, g::dense<84>, g::relu>;
+using backbones::lenet;
 
 namespace {
 constexpr std::size_t total_steps = 300;

@@ -38,7 +38,10 @@ inline void fill_away_from_zero(double* p, std::size_t n, graft::splitmix64& rng
 
 /// Checks a bound layer L (scalar double): the loss is sum(g * forward(x)) for a random g; the
 /// analytic input gradient and every parameter gradient are compared with central differences.
-template <class L, std::size_t Rows = 3> grad_report check_layer(std::uint64_t seed = 1) {
+/// A layer with a workspace (batch norm, residual) runs its training forward with BatchStats
+/// (batch statistics, or frozen running statistics); other layers run their evaluation forward.
+template <class L, std::size_t Rows = 3, bool BatchStats = true>
+grad_report check_layer(std::uint64_t seed = 1) {
   using In = typename L::input_shape;
   using Out = typename L::output_shape;
   graft::splitmix64 rng(seed);
@@ -52,14 +55,22 @@ template <class L, std::size_t Rows = 3> grad_report check_layer(std::uint64_t s
   std::vector<double*> gp;
   for (const auto& p : L::params) grads.emplace_back(p.size);
   for (auto& v : grads) gp.push_back(v.data());
-  gp.resize(4, nullptr);
-  layer->forward(x.data(), y.data(), Rows);
+  gp.resize(graft::detail::max_params_per_layer, nullptr);
+  std::vector<double> ws(graft::detail::training_workspace_of<L>(Rows) + 1);
+  auto run = [&](double* out) {
+    if constexpr (graft::detail::uses_workspace<L>)
+      graft::detail::forward_training<BatchStats>(*layer, x.data(), out, Rows, ws.data());
+    else
+      layer->forward(x.data(), out, Rows);
+  };
+  run(y.data());
   constexpr unsigned all = (1U << L::params.size()) - 1U;
-  layer->template backward<true, all>(x.data(), y.data(), g.data(), dx.data(), gp.data(), Rows);
+  graft::detail::backward_of<true, all, BatchStats>(*layer, x.data(), y.data(), g.data(), dx.data(),
+                                                    gp.data(), Rows, ws.data());
 
   auto objective = [&] {
     std::vector<double> yy(Rows * Out::size);
-    layer->forward(x.data(), yy.data(), Rows);
+    run(yy.data());
     double s = 0;
     for (std::size_t i = 0; i < yy.size(); ++i) s += g[i] * yy[i];
     return s;

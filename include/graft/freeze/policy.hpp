@@ -46,15 +46,40 @@ template <std::size_t... I> struct layers {
   static constexpr bool trains(layer_info l, role) noexcept { return ((l.index != I) && ...); }
 };
 
+/// Batch-norm statistics: every parameter trains, but batch norms normalise with their running
+/// statistics and leave them unchanged (small fine-tuning batches would spoil them). Combine it:
+/// all_of<first<2>, statistics> freezes the first two parametric layers and all statistics.
+/// Without it a batch norm uses batch statistics exactly when its scale or shift trains; a frozen
+/// batch norm never updates its statistics.
+struct statistics {
+  static constexpr bool trains(layer_info, role) noexcept { return true; }
+  static constexpr bool updates_statistics(layer_info) noexcept { return false; }
+};
+
+/// Whether policy P lets the batch-norm statistics of a layer with trainable parameters update
+/// (true unless P says otherwise).
+template <class P> constexpr bool updates_statistics(layer_info l) noexcept {
+  if constexpr (requires { P::updates_statistics(l); })
+    return P::updates_statistics(l);
+  else
+    return true;
+}
+
 /// Combination: a parameter trains only if every policy lets it train (the frozen sets unite).
 /// E.g. all_of<first<1>, bias_only>: first layer frozen entirely, weights frozen elsewhere.
 template <class... P> struct all_of {
   static constexpr bool trains(layer_info l, role r) noexcept { return (P::trains(l, r) && ...); }
+  static constexpr bool updates_statistics(layer_info l) noexcept {
+    return (freeze::updates_statistics<P>(l) && ...);
+  }
 };
 
 /// A parameter trains if any policy lets it train (the frozen sets intersect).
 template <class... P> struct any_of {
   static constexpr bool trains(layer_info l, role r) noexcept { return (P::trains(l, r) || ...); }
+  static constexpr bool updates_statistics(layer_info l) noexcept {
+    return (freeze::updates_statistics<P>(l) || ...);
+  }
 };
 
 }  // namespace freeze

@@ -9,7 +9,8 @@
 //   32      u32 length B of the backbone description, then B bytes
 //   ..      u32 length H of the head description, then H bytes
 //   ..      u64 backbone scalar count, u64 head scalar count
-//   ..      payload: every parameter tensor in model order (backbone, then head), little-endian
+//   ..      payload: layer by layer in model order (backbone, then head), each layer's parameter
+//           tensors then its buffers (batch norm's running statistics), little-endian
 //   end-8   u64 FNV-1a checksum of every byte before it
 //
 // A description lists each layer's name and output shape, so a file names the architecture it was
@@ -158,8 +159,9 @@ inline weight_file parse_weights(const std::string& path, std::vector<unsigned c
   return w;
 }
 
+/// Visits the saved tensors (parameters, then buffers, layer by layer) of the backbone or head.
 template <class M, class F> void for_each_param(M& net, bool head, F&& f) {
-  net.for_each_parameter([&](std::size_t layer, std::size_t, role, auto* data, std::size_t size) {
+  net.for_each_saved([&](std::size_t layer, auto* data, std::size_t size) {
     if ((layer == M::head_index) == head) f(data, size);
   });
 }
@@ -175,8 +177,10 @@ template <class M> void read_params(M& net, const weight_file& w, bool include_h
   if (include_head) for_each_param(net, true, read);
 }
 
+/// Scalars saved for the backbone: its parameters and its buffers (the head has no buffers).
 template <class M> std::uint64_t backbone_scalars() {
-  return M::parameter_count - M::head_layer::parameter_count;
+  static_assert(buffer_count_v<typename M::head_layer> == 0);
+  return M::parameter_count - M::head_layer::parameter_count + M::buffer_scalars;
 }
 }  // namespace detail
 
@@ -185,7 +189,7 @@ template <class M> void save(const M& net, const std::string& path) {
   static_assert(is_model<M>::value, "graft: save(net, path): net must be a graft::model");
   using T = typename M::scalar;
   std::vector<unsigned char> out;
-  out.reserve(64 + M::parameter_bytes);
+  out.reserve(64 + M::parameter_bytes + M::buffer_scalars * sizeof(T));
   out.insert(out.end(), detail::weights_magic, detail::weights_magic + 8);
   detail::put_le<std::uint32_t>(out, detail::weights_version);
   detail::put_le<std::uint32_t>(out, sizeof(T));

@@ -11,7 +11,8 @@
 
 GRAFT_BEGIN_NAMESPACE
 
-/// What a parameter tensor is for; freezing policies (bias-only, ...) select by role.
+/// What a parameter tensor is for; freezing policies (bias-only, ...) select by role. Batch
+/// norm's scale is a weight and its shift a bias (as BitFit counts them).
 enum class role { weight, bias };
 
 inline const char* role_name(role r) noexcept { return r == role::weight ? "weight" : "bias"; }
@@ -34,8 +35,8 @@ concept BoundLayer = requires(L& l, const L& cl, const typename L::scalar* x, ty
   requires Shape<typename L::output_shape>;
   { L::parameter_count } -> std::convertible_to<std::size_t>;
   { L::params.size() } -> std::convertible_to<std::size_t>;
-  { cl.forward(x, y, rows) }
-  noexcept;
+  requires(
+      requires { cl.forward(x, y, rows); } || requires { cl.forward(x, y, rows, y); });
   {l.init(rng)};
   { L::name() } -> std::convertible_to<std::string>;
 };
@@ -49,6 +50,103 @@ template <class T> struct without_parameters {
   const T* param(std::size_t) const noexcept { return nullptr; }
   void init(splitmix64&) noexcept {}
 };
+
+// ---- optional parts of a bound layer, detected while compiling --------------------------------
+//
+// * A training-mode forward: `void forward_train(x, y, rows)` (dropout). The trainer uses it for
+//   layers that train; frozen layers run their evaluation forward.
+// * Scratch memory ("workspace") that depends on the batch: batch norm's batch statistics, a
+//   residual block's inner activations. Such a layer declares how many elements of T it needs
+//   for `rows` rows (constexpr functions, non-decreasing in rows: the caller sizes the workspace
+//   for its largest batch, the layer lays it out for the rows it is given)
+//     static constexpr size_t training_workspace(size_t rows);
+//     static constexpr size_t inference_workspace(size_t rows);
+//   and implements, instead of the plain signatures,
+//     void forward(x, y, rows, T* ws) const noexcept;                                  //
+//     evaluation template <bool BatchStats> void forward_train(x, y, rows, T* ws) noexcept;
+//     template <bool InputGrad, unsigned GradMask, bool BatchStats>
+//     void backward(x, y, dy, dx, grads, rows, T* ws) const noexcept;
+//   BatchStats says whether batch-norm statistics come from the batch (and the running averages
+//   update) or from the running averages (frozen statistics). The trainer decides it from the
+//   freezing policy; whoever calls the layer owns the workspace (the trainer's arena, a runner).
+// * Buffers: state that is saved with the weights but never trained (running statistics):
+//     static constexpr std::array<std::size_t, N> buffers;   T* buffer(j);
+// * `static constexpr bool has_statistics = true` when the layer keeps running statistics.
+namespace detail {
+/// Parameter tensors a layer may have (a residual block has those of all its layers); the
+/// trainer's gradient masks are bit sets of this width.
+inline constexpr std::size_t max_params_per_layer = 16;
+
+template <class L>
+concept uses_workspace = requires {
+  { L::training_workspace(std::size_t{1}) } -> std::convertible_to<std::size_t>;
+  { L::inference_workspace(std::size_t{1}) } -> std::convertible_to<std::size_t>;
+};
+
+/// Workspace of a layer in a trainer: a frozen layer there runs its evaluation forward, so the
+/// larger of the two.
+template <class L> constexpr std::size_t training_workspace_of(std::size_t rows) noexcept {
+  if constexpr (uses_workspace<L>) {
+    const std::size_t t = L::training_workspace(rows);
+    const std::size_t i = L::inference_workspace(rows);
+    return t > i ? t : i;
+  } else {
+    return 0;
+  }
+}
+template <class L> constexpr std::size_t inference_workspace_of(std::size_t rows) noexcept {
+  if constexpr (uses_workspace<L>)
+    return L::inference_workspace(rows);
+  else
+    return 0;
+}
+template <class L> constexpr bool has_statistics_v = [] {
+  if constexpr (requires { L::has_statistics; })
+    return L::has_statistics;
+  else
+    return false;
+}();
+template <class L> constexpr std::size_t buffer_count_v = [] {
+  if constexpr (requires { L::buffers.size(); })
+    return L::buffers.size();
+  else
+    return std::size_t{0};
+}();
+template <class L> constexpr std::size_t buffer_scalars_v = [] {
+  std::size_t n = 0;
+  if constexpr (requires { L::buffers.size(); })
+    for (const std::size_t b : L::buffers) n += b;
+  return n;
+}();
+
+/// Evaluation forward of any layer.
+template <class L, class T>
+void forward_eval(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {
+  if constexpr (uses_workspace<L>)
+    l.forward(x, y, rows, ws);
+  else
+    l.forward(x, y, rows);
+}
+/// Training forward of any layer (the evaluation forward for layers without a training mode).
+template <bool BatchStats, class L, class T>
+void forward_training(L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {
+  if constexpr (uses_workspace<L>)
+    l.template forward_train<BatchStats>(x, y, rows, ws);
+  else if constexpr (requires { l.forward_train(x, y, rows); })
+    l.forward_train(x, y, rows);
+  else
+    l.forward(x, y, rows);
+}
+/// Backward of any layer, after forward_training<BatchStats> (or forward_eval when !BatchStats).
+template <bool InputGrad, unsigned GradMask, bool BatchStats, class L, class T>
+void backward_of(const L& l, const T* x, const T* y, const T* dy, T* dx, T* const* grads,
+                 std::size_t rows, T* ws) noexcept {
+  if constexpr (uses_workspace<L>)
+    l.template backward<InputGrad, GradMask, BatchStats>(x, y, dy, dx, grads, rows, ws);
+  else
+    l.template backward<InputGrad, GradMask>(x, y, dy, dx, grads, rows);
+}
+}  // namespace detail
 
 /// A layer spec such as dense<64>: shape-agnostic until a stack binds it.
 template <class S>

@@ -104,6 +104,17 @@ template <class Backbone, class H, class T = float> class model {
     });
   }
 
+  /// Calls f(layer_index, T* data, size) for every tensor a weight file holds: each layer's
+  /// parameters, then its buffers (batch norm's running statistics: saved, never trained).
+  template <class F> void for_each_saved(F&& f) { saved_impl(*this, f); }
+  template <class F> void for_each_saved(F&& f) const { saved_impl(*this, f); }
+  /// Scalars of the buffers (state that is saved but not trained).
+  static constexpr std::size_t buffer_scalars = [] {
+    std::size_t n = 0;
+    meta::static_for<layer_count>([&](auto i) { n += detail::buffer_scalars_v<layer_type<i>>; });
+    return n;
+  }();
+
   /// Initialises every layer; layer i draws from its own stream of the seed, so the backbone's
   /// initial weights do not depend on the head, and a head's do not depend on the backbone.
   void initialize(seed s) {
@@ -136,6 +147,17 @@ template <class Backbone, class H, class T = float> class model {
   const backbone_layers& backbone() const noexcept { return backbone_; }
 
  private:
+  template <class Self, class F> static void saved_impl(Self& self, F& f) {
+    self.for_each_layer([&](auto i, auto& l) {
+      using L = std::remove_cvref_t<decltype(l)>;
+      for (std::size_t j = 0; j < L::params.size(); ++j)
+        f(decltype(i)::value, l.param(j), L::params[j].size);
+      if constexpr (detail::buffer_count_v < L >> 0)
+        for (std::size_t j = 0; j < L::buffers.size(); ++j)
+          f(decltype(i)::value, l.buffer(j), L::buffers[j]);
+    });
+  }
+
   backbone_layers backbone_;
   head_layer head_;
 };

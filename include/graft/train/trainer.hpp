@@ -30,8 +30,6 @@ class training_error : public std::runtime_error {
 };
 
 namespace detail {
-inline constexpr std::size_t max_params_per_layer = 4;
-
 template <class M> struct model_plan {
   static constexpr std::size_t L = M::layer_count;
 
@@ -56,7 +54,8 @@ template <class M> struct model_plan {
     std::size_t ordinal = 0;
     meta::static_for<L>([&](auto i) {
       using Layer = typename M::template layer_type<i>;
-      static_assert(Layer::params.size() <= max_params_per_layer);
+      static_assert(Layer::params.size() <= max_params_per_layer,
+                    "graft: a layer has more parameter tensors than detail::max_params_per_layer");
       if constexpr (Layer::params.size() > 0) {
         const freeze::layer_info info{i, ordinal, backbone_parametric, i == L - 1};
         for (std::size_t j = 0; j < Layer::params.size(); ++j)
@@ -65,6 +64,26 @@ template <class M> struct model_plan {
       }
     });
     return masks;
+  }();
+
+  /// Per layer: whether it normalises with batch statistics (and updates its running statistics)
+  /// in training: a layer with statistics, some trainable parameter, and a policy that does not
+  /// freeze statistics.
+  template <class Policy> static constexpr std::array<bool, L> batch_stats = [] {
+    std::array<bool, L> b{};
+    std::size_t backbone_parametric = 0;
+    for (std::size_t i = 0; i + 1 < L; ++i) backbone_parametric += param_tensors[i] > 0 ? 1 : 0;
+    std::size_t ordinal = 0;
+    meta::static_for<L>([&](auto i) {
+      using Layer = typename M::template layer_type<i>;
+      if constexpr (Layer::params.size() > 0) {
+        const freeze::layer_info info{i, ordinal, backbone_parametric, i == L - 1};
+        b[i] = has_statistics_v<Layer> && grad_masks<Policy>[i] != 0 &&
+               freeze::updates_statistics<Policy>(info);
+        ++ordinal;
+      }
+    });
+    return b;
   }();
 
   /// Lowest layer with a trainable parameter (L when nothing trains).
@@ -93,6 +112,8 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   static constexpr std::size_t target_size = loss::target_size;
   static constexpr std::array<unsigned, L> grad_masks = plan::template grad_masks<Policy>;
   static constexpr std::size_t lowest_trainable = plan::template lowest_trainable<Policy>;
+  /// Layers that normalise with batch statistics in training (see freeze::statistics).
+  static constexpr std::array<bool, L> batch_stats = plan::template batch_stats<Policy>;
 
   static constexpr bool trains(std::size_t layer, std::size_t param) noexcept {
     return (grad_masks[layer] >> param & 1U) != 0;
@@ -110,6 +131,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   struct layout_t {
     std::array<std::size_t, L + 1> act{};
     std::array<std::size_t, 2> delta{};
+    std::array<std::size_t, L> ws{};
     std::array<std::array<std::size_t, detail::max_params_per_layer>, L> grad{};
     std::array<std::array<std::array<std::size_t, detail::max_params_per_layer>, L>,
                Opt::state_count == 0 ? 1 : Opt::state_count>
@@ -127,6 +149,9 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     };
     for (std::size_t i = 0; i <= L; ++i) l.act[i] = take(Batch * plan::sizes[i]);
     for (auto& d : l.delta) d = take(Batch * plan::widest);
+    meta::static_for<L>([&](auto i) {
+      l.ws[i] = take(detail::training_workspace_of<typename M::template layer_type<i>>(Batch));
+    });
     std::array<std::array<std::size_t, detail::max_params_per_layer>, L> psize{};
     meta::static_for<L>([&](auto i) {
       using Layer = typename M::template layer_type<i>;
@@ -193,18 +218,24 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
 
   /// Forward for the first `rows` rows through layers [start, stop): the rows start in
   /// activation(start) (input() when start is 0, cached features otherwise).
-  /// Layers with a training-mode forward (dropout) use it at and above the lowest trainable layer;
-  /// a frozen prefix runs in evaluation mode (so that its features can be cached).
+  /// Layers that train (at and above trainable_from()) run in training mode: dropout drops, batch
+  /// norm uses batch statistics unless the policy freezes them. A frozen prefix runs in
+  /// evaluation mode, so its features can be cached and its statistics stay as they are.
   void forward(std::size_t rows, std::size_t start = 0, std::size_t stop = L) noexcept {
+    const std::size_t lo = trainable_from();
     meta::static_for<L>([&](auto i) {
       if (i >= start && i < stop) {
-        const auto& layer = net_->template layer<i>();
+        auto& layer = net_->template layer<i>();
         const T* x = at(layout.act[i]);
         T* y = at(layout.act[i + 1]);
-        if constexpr (i >= lowest_trainable && requires { layer.forward_train(x, y, rows); })
-          layer.forward_train(x, y, rows);
-        else
-          layer.forward(x, y, rows);
+        T* ws = at(layout.ws[i]);
+        if constexpr (i >= lowest_trainable) {
+          if (i >= lo) {
+            detail::forward_training<batch_stats[i]>(layer, x, y, rows, ws);
+            return;
+          }
+        }
+        detail::forward_eval(layer, x, y, rows, ws);
       }
     });
   }
@@ -327,13 +358,16 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
           const T* y = at(layout.act[i + 1]);
           const T* dy = at(layout.delta[parity]);
           T* dx = at(layout.delta[1 - parity]);
+          T* ws = at(layout.ws[i]);
           if constexpr (computes_input_grad(i)) {
             if (i > lo) {
-              layer.template backward<true, grad_masks[i]>(x, y, dy, dx, grads, rows);
+              detail::backward_of<true, grad_masks[i], batch_stats[i]>(layer, x, y, dy, dx, grads,
+                                                                       rows, ws);
               return;
             }
           }
-          layer.template backward<false, grad_masks[i]>(x, y, dy, dx, grads, rows);
+          detail::backward_of<false, grad_masks[i], batch_stats[i]>(layer, x, y, dy, dx, grads,
+                                                                    rows, ws);
         }
       });
     }
@@ -378,8 +412,17 @@ template <class M, std::size_t Batch = 1> class runner {
   static constexpr std::size_t L = M::layer_count;
   static constexpr std::size_t batch = Batch;
   static constexpr std::size_t buffer_elements = aligned_count<T>(Batch * plan::widest);
+  /// The largest workspace a layer needs (residual blocks keep their inner activations there).
+  static constexpr std::size_t workspace_elements = [] {
+    std::size_t w = 0;
+    meta::static_for<L>([&](auto i) {
+      w = std::max(w, detail::inference_workspace_of<typename M::template layer_type<i>>(Batch));
+    });
+    return aligned_count<T>(w);
+  }();
   /// Inference footprint besides the parameters.
-  static constexpr std::size_t activation_bytes = 2 * buffer_elements * sizeof(T);
+  static constexpr std::size_t activation_bytes =
+      (2 * buffer_elements + workspace_elements) * sizeof(T);
 
   T* input() noexcept { return buffers_; }
   /// Runs the first `rows` rows of input() through net; returns the output rows.
@@ -387,13 +430,13 @@ template <class M, std::size_t Batch = 1> class runner {
     meta::static_for<L>([&](auto i) {
       T* from = buffers_ + (i % 2) * buffer_elements;
       T* to = buffers_ + ((i + 1) % 2) * buffer_elements;
-      net.template layer<i>().forward(from, to, rows);
+      detail::forward_eval(net.template layer<i>(), from, to, rows, buffers_ + 2 * buffer_elements);
     });
     return buffers_ + (L % 2) * buffer_elements;
   }
 
  private:
-  alignas(buffer_alignment) T buffers_[2 * buffer_elements]{};
+  alignas(buffer_alignment) T buffers_[2 * buffer_elements + workspace_elements]{};
 };
 
 GRAFT_END_NAMESPACE

@@ -1,0 +1,160 @@
+// batch_norm: batch normalisation (Ioffe & Szegedy 2015) over the channels of a C x H x W image
+// (BatchNorm2d) or the features of a flat vector (BatchNorm1d), with PyTorch's defaults:
+// eps = 1e-5, momentum = 0.1, the running variance updated with the unbiased batch variance.
+//
+// Parameters: scale gamma (role::weight, starts at 1) and shift beta (role::bias, starts at 0).
+// Buffers (saved with the weights, never trained): the running mean and variance.
+//
+// Two modes, chosen by whoever runs the layer:
+// * batch statistics (BatchStats = true): normalise with the batch's mean and variance and update
+//   the running averages; the backward pass differentiates through the batch statistics;
+// * frozen statistics (evaluation, and training under a policy that freezes them): normalise with
+//   the running averages, which do not change; the layer is then an affine map per channel.
+// The trainer picks batch statistics only for a batch_norm whose scale or shift trains and whose
+// policy does not freeze statistics (freeze::statistics), so a frozen batch norm never drifts.
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+#include "graft/layers/layer.hpp"
+#include "graft/tensor/tensor.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+/// Bound batch norm over In: channels are In's first extent (all of it for a flat input).
+template <class T, class In> class batch_norm_layer {
+ public:
+  static constexpr std::size_t C = In::rank == 1 ? In::size : In::dims[0];
+  static constexpr std::size_t HW = In::size / C;  ///< elements per channel and sample
+  static constexpr double eps = 1e-5;
+  static constexpr double momentum = 0.1;
+
+  using scalar = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t parameter_count = 2 * C;
+  static constexpr std::array<param_desc, 2> params{{{C, role::weight}, {C, role::bias}}};
+  static constexpr std::array<std::size_t, 2> buffers{C, C};
+  static constexpr bool has_statistics = true;
+  /// Batch mean and 1/sqrt(var + eps) per channel, kept from forward_train for backward.
+  static constexpr std::size_t training_workspace(std::size_t /*rows*/) noexcept { return 2 * C; }
+  static constexpr std::size_t inference_workspace(std::size_t /*rows*/) noexcept { return 0; }
+
+  tensor<T, C> gamma;
+  tensor<T, C> beta;
+  tensor<T, C> running_mean;
+  tensor<T, C> running_var;
+
+  static std::string name() { return "batch_norm"; }
+  T* param(std::size_t j) noexcept { return j == 0 ? gamma.data() : beta.data(); }
+  const T* param(std::size_t j) const noexcept { return j == 0 ? gamma.data() : beta.data(); }
+  T* buffer(std::size_t j) noexcept { return j == 0 ? running_mean.data() : running_var.data(); }
+  const T* buffer(std::size_t j) const noexcept {
+    return j == 0 ? running_mean.data() : running_var.data();
+  }
+
+  void init(splitmix64&) noexcept {
+    gamma.fill(T(1));
+    beta.fill(T(0));
+    running_mean.fill(T(0));
+    running_var.fill(T(1));
+  }
+
+  /// Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta.
+  void forward(const T* x, T* y, std::size_t rows, T* /*ws*/) const noexcept {
+    for (std::size_t c = 0; c < C; ++c) {
+      const T a = gamma[c] * frozen_invstd(c);
+      const T b = beta[c] - a * running_mean[c];
+      apply(x, y, rows, c, a, b);
+    }
+  }
+
+  template <bool BatchStats>
+  void forward_train(const T* x, T* y, std::size_t rows, T* ws) noexcept {
+    if constexpr (!BatchStats) {
+      forward(x, y, rows, ws);
+    } else {
+      T* mean = ws;
+      T* invstd = ws + C;
+      const std::size_t n = rows * HW;
+      for (std::size_t c = 0; c < C; ++c) {
+        // two passes in double: the mean, then the squared deviations (no cancellation)
+        double s = 0;
+        for_channel(rows, c, [&](std::size_t i) { s += static_cast<double>(x[i]); });
+        const double m = s / static_cast<double>(n);
+        double q = 0;
+        for_channel(rows, c, [&](std::size_t i) {
+          const double d = static_cast<double>(x[i]) - m;
+          q += d * d;
+        });
+        const double var = q / static_cast<double>(n);
+        mean[c] = static_cast<T>(m);
+        invstd[c] = static_cast<T>(1.0 / std::sqrt(var + eps));
+        const double unbiased = n > 1 ? q / static_cast<double>(n - 1) : var;
+        running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * m);
+        running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
+        const T a = gamma[c] * invstd[c];
+        apply(x, y, rows, c, a, beta[c] - a * mean[c]);
+      }
+    }
+  }
+
+  template <bool InputGrad, unsigned GradMask, bool BatchStats>
+  void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
+                T* ws) const noexcept {
+    constexpr bool gamma_grad = (GradMask & 1U) != 0;
+    constexpr bool beta_grad = (GradMask & 2U) != 0;
+    const double n = static_cast<double>(rows * HW);
+    for (std::size_t c = 0; c < C; ++c) {
+      const T m = BatchStats ? ws[c] : running_mean[c];
+      const T inv = BatchStats ? ws[C + c] : frozen_invstd(c);
+      // sum(dy) and sum(dy * xhat), xhat = (x - m) * inv
+      double sdy = 0;
+      double sdyx = 0;
+      for_channel(rows, c, [&](std::size_t i) {
+        sdy += static_cast<double>(dy[i]);
+        sdyx += static_cast<double>(dy[i]) * static_cast<double>((x[i] - m) * inv);
+      });
+      if constexpr (gamma_grad) grads[0][c] = static_cast<T>(sdyx);
+      if constexpr (beta_grad) grads[1][c] = static_cast<T>(sdy);
+      if constexpr (InputGrad) {
+        const T g = gamma[c] * inv;
+        if constexpr (BatchStats) {
+          // dx = gamma * inv * (dy - mean(dy) - xhat * mean(dy * xhat))
+          const T mdy = static_cast<T>(sdy / n);
+          const T mdyx = static_cast<T>(sdyx / n);
+          for_channel(rows, c,
+                      [&](std::size_t i) { dx[i] = g * (dy[i] - mdy - (x[i] - m) * inv * mdyx); });
+        } else {
+          for_channel(rows, c, [&](std::size_t i) { dx[i] = g * dy[i]; });
+        }
+      }
+    }
+  }
+
+ private:
+  T frozen_invstd(std::size_t c) const noexcept {
+    return static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+  }
+  /// Calls f(i) for every element index i of channel c in the first `rows` samples.
+  template <class F> static void for_channel(std::size_t rows, std::size_t c, F&& f) {
+    for (std::size_t r = 0; r < rows; ++r) {
+      const std::size_t base = r * In::size + c * HW;
+      for (std::size_t k = 0; k < HW; ++k) f(base + k);
+    }
+  }
+  static void apply(const T* x, T* y, std::size_t rows, std::size_t c, T a, T b) noexcept {
+    for_channel(rows, c, [&](std::size_t i) { y[i] = a * x[i] + b; });
+  }
+};
+
+/// Batch normalisation over channels (images) or features (flat inputs); see the file comment.
+struct batch_norm {
+  using expects = diagnostics::expects_any_shape;
+  template <class In> static constexpr bool accepts = Shape<In>;
+  template <class T, class In> using bind = batch_norm_layer<T, In>;
+};
+
+GRAFT_END_NAMESPACE
