@@ -46,8 +46,6 @@ template <class Backbone> int run(const settings& s) {
 int main(int argc, char** argv) {
   settings s;
   std::string backbone = "lenet";
-  std::size_t epochs = 5;
-  std::uint64_t seed = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--backbone" && (v == "lenet" || v == "resnet"))

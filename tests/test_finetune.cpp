@@ -95,6 +95,14 @@ static_assert(tr_backbone::gradient_bytes == ph * 4 &&
               tr_backbone::optimizer_state_bytes == 2 * ph * 4);
 static_assert(tr_backbone::training_bytes < tr_first1::training_bytes &&
               tr_first1::training_bytes < tr_none::training_bytes);
+// a frozen prefix keeps no activations for backward: its outputs share two regions, and the input
+// of the lowest trainable layer has its own
+static_assert(tr_backbone::layout.act[1] == tr_backbone::layout.act[3] &&
+              tr_backbone::layout.act[2] == tr_backbone::layout.act[4] &&
+              tr_backbone::layout.act[1] != tr_backbone::layout.act[2] &&
+              tr_backbone::layout.act[5] != tr_backbone::layout.act[4] &&
+              tr_backbone::layout.act[5] != tr_backbone::layout.act[3]);
+static_assert(tr_none::layout.act[1] != tr_none::layout.act[3]);
 // no backward below the lowest trainable layer, no input gradient for that layer
 static_assert(tr_backbone::lowest_trainable == 5 && !tr_backbone::runs_backward(4) &&
               tr_backbone::runs_backward(5) && !tr_backbone::computes_input_grad(5));

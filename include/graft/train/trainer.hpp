@@ -147,7 +147,19 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
       at += aligned_count<T>(n);
       return where;
     };
-    for (std::size_t i = 0; i <= L; ++i) l.act[i] = take(Batch * plan::sizes[i]);
+    // Activations: the input, then one region per layer output from the lowest trainable layer's
+    // input upwards (backward reads them). A frozen prefix below it runs forward only, so its
+    // outputs share two ping-pong regions.
+    l.act[0] = take(Batch * plan::sizes[0]);
+    std::size_t prefix_widest = 0;
+    for (std::size_t i = 1; i < lowest_trainable; ++i)
+      prefix_widest = std::max(prefix_widest, plan::sizes[i]);
+    if (prefix_widest > 0) {
+      const std::size_t ping = take(Batch * prefix_widest), pong = take(Batch * prefix_widest);
+      for (std::size_t i = 1; i < lowest_trainable; ++i) l.act[i] = i % 2 == 1 ? ping : pong;
+    }
+    for (std::size_t i = std::max<std::size_t>(1, lowest_trainable); i <= L; ++i)
+      l.act[i] = take(Batch * plan::sizes[i]);
     for (auto& d : l.delta) d = take(Batch * plan::widest);
     meta::static_for<L>([&](auto i) {
       l.ws[i] = take(detail::training_workspace_of<typename M::template layer_type<i>>(Batch));
@@ -195,6 +207,8 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   T* input() noexcept { return at(layout.act[0]); }
   /// Output (logits) of the last forward: Batch x output size.
   const T* output() const noexcept { return at(layout.act[L]); }
+  /// Rows entering layer i (i = L: the output). Below the lowest trainable layer the regions are
+  /// shared (a frozen prefix keeps nothing for backward), so only the latest is valid there.
   T* activation(std::size_t i) noexcept { return at(layout.act[i]); }
   /// Gradient buffer of a trainable parameter (nullptr when frozen).
   T* gradient(std::size_t layer, std::size_t param) noexcept {
