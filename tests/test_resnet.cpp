@@ -342,3 +342,23 @@ TEST_CASE("a ResNet-like model learns, and a training step allocates nothing") {
   CHECK(mid == before);
   CHECK(after == before);
 }
+
+TEST_CASE("batch statistics over flat features refuse a batch of one row, naming the layer") {
+  using flat = g::stack<g::input<4>, g::dense<6>, g::batch_norm, g::relu>;
+  using net = g::model<flat, g::classifier<2>>;
+  static_assert(g::trainer<net, 8, g::sgd>::min_rows.first == 2);
+  static_assert(g::trainer<net, 8, g::sgd, g::freeze::statistics>::min_rows.first == 1);
+  static_assert(g::trainer<float_net, 8, g::sgd>::min_rows.first == 1);  // images: H x W values
+  auto m = g::make_model<net>(g::seed{1});
+  g::trainer<net, 8, g::sgd> t(*m, g::sgd{});
+  const std::int32_t y[8] = {};
+  CHECK_NOTHROW(t.step(y, 2));
+  try {
+    t.step(y, 1);
+    FAIL("a one-row batch through batch statistics must throw");
+  } catch (const g::training_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("layer 1 (batch_norm)") != std::string::npos);
+    CHECK(what.find("at least 2 rows") != std::string::npos);
+  }
+}

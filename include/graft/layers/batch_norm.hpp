@@ -40,6 +40,8 @@ template <class T, class In> class batch_norm_layer {
   static constexpr std::array<param_desc, 2> params{{{C, role::weight}, {C, role::bias}}};
   static constexpr std::array<std::size_t, 2> buffers{C, C};
   static constexpr bool has_statistics = true;
+  /// With one value per channel and sample, a batch of one has no variance.
+  static constexpr std::size_t min_batch_rows = HW == 1 ? 2 : 1;
   /// Batch mean and 1/sqrt(var + eps) per channel, kept from forward_train for backward.
   static constexpr std::size_t training_workspace(std::size_t /*rows*/) noexcept { return 2 * C; }
   static constexpr std::size_t inference_workspace(std::size_t /*rows*/) noexcept { return 0; }

@@ -71,7 +71,8 @@ template <class T> struct without_parameters {
 //   freezing policy; whoever calls the layer owns the workspace (the trainer's arena, a runner).
 // * Buffers: state that is saved with the weights but never trained (running statistics):
 //     static constexpr std::array<std::size_t, N> buffers;   T* buffer(j);
-// * `static constexpr bool has_statistics = true` when the layer keeps running statistics.
+// * `static constexpr bool has_statistics = true` when the layer keeps running statistics, and
+//   `min_batch_rows`: the rows a batch needs for batch statistics.
 namespace detail {
 /// Parameter tensors a layer may have (a residual block has those of all its layers); the
 /// trainer's gradient masks are bit sets of this width.
@@ -100,6 +101,14 @@ template <class L> constexpr std::size_t inference_workspace_of(std::size_t rows
   else
     return 0;
 }
+/// Rows a training batch needs for batch statistics (batch norm over flat features needs two: one
+/// value per channel has no variance). 1 for layers without statistics.
+template <class L> constexpr std::size_t min_batch_rows_v = [] {
+  if constexpr (requires { L::min_batch_rows; })
+    return std::size_t{L::min_batch_rows};
+  else
+    return std::size_t{1};
+}();
 template <class L> constexpr bool has_statistics_v = [] {
   if constexpr (requires { L::has_statistics; })
     return L::has_statistics;

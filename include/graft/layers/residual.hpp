@@ -12,6 +12,7 @@
 // the projection) and freezing policies see it as one parametric layer. Inner activations live in
 // the workspace its caller provides (see layer.hpp), so a step allocates nothing.
 #pragma once
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <string>
@@ -177,6 +178,7 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
     std::size_t parameter_count = 0;
     std::size_t buffer_scalars = 0;
     bool statistics = false;
+    std::size_t min_rows = 1;
   };
   static constexpr tables_t tables = [] {
     tables_t t{};
@@ -190,6 +192,7 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
       t.parameter_count += L::parameter_count;
       t.buffer_scalars += detail::buffer_scalars_v<L>;
       t.statistics = t.statistics || detail::has_statistics_v<L>;
+      t.min_rows = std::max(t.min_rows, detail::min_batch_rows_v<L>);
     });
     return t;
   }();
@@ -197,6 +200,7 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
  public:
   static constexpr std::size_t parameter_count = tables.parameter_count;
   static constexpr bool has_statistics = tables.statistics;
+  static constexpr std::size_t min_batch_rows = tables.min_rows;
   static constexpr auto params = [] {
     std::array<param_desc, tables.param_offset[N]> a{};
     meta::static_for<N>([&](auto k) {

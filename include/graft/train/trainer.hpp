@@ -14,6 +14,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "graft/freeze/policy.hpp"
 #include "graft/kernels/parallel.hpp"
@@ -114,6 +115,16 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   static constexpr std::size_t lowest_trainable = plan::template lowest_trainable<Policy>;
   /// Layers that normalise with batch statistics in training (see freeze::statistics).
   static constexpr std::array<bool, L> batch_stats = plan::template batch_stats<Policy>;
+  /// The fewest rows a training batch may have (2 with a batch norm over flat features that uses
+  /// batch statistics), and the first layer that asks for it.
+  static constexpr std::pair<std::size_t, std::size_t> min_rows = [] {
+    std::pair<std::size_t, std::size_t> m{1, L};
+    meta::static_for<L>([&](auto i) {
+      const std::size_t r = detail::min_batch_rows_v<typename M::template layer_type<i>>;
+      if (batch_stats[i] && r > m.first) m = {r, i};
+    });
+    return m;
+  }();
 
   static constexpr bool trains(std::size_t layer, std::size_t param) noexcept {
     return (grad_masks[layer] >> param & 1U) != 0;
@@ -263,6 +274,13 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   /// Forward, loss, backward: fills the gradients of trainable parameters; returns the mean loss.
   /// With start > 0 the rows start in activation(start) (a cached frozen prefix).
   double compute_gradients(const target_type* targets, std::size_t rows, std::size_t start = 0) {
+    if (rows < min_rows.first)
+      throw training_error("graft: training step " + std::to_string(step_ + 1) + " has " +
+                           std::to_string(rows) + " row(s); layer " +
+                           std::to_string(min_rows.second) + " (" + layer_name(min_rows.second) +
+                           ") needs at least " + std::to_string(min_rows.first) +
+                           " rows for batch statistics (a smaller last batch: change the batch "
+                           "size or the data set size, or freeze::statistics)");
     forward(rows, start);
     T* dz = at(layout.delta[0]);
     const double total =
