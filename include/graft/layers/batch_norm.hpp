@@ -109,7 +109,7 @@ template <class T, class In> class batch_norm_layer {
                 T* ws) const noexcept {
     constexpr bool gamma_grad = (GradMask & 1U) != 0;
     constexpr bool beta_grad = (GradMask & 2U) != 0;
-    const double n = static_cast<double>(rows * HW);
+    const auto n = static_cast<double>(rows * HW);
     for (std::size_t c = 0; c < C; ++c) {
       const T m = BatchStats ? ws[c] : running_mean[c];
       const T inv = BatchStats ? ws[C + c] : frozen_invstd(c);
