@@ -335,3 +335,35 @@ TEST_CASE("relu (SIMD) equals the scalar definition bitwise, NaN and -0 included
   check_relu_bitwise<double, 101>();
   check_relu_bitwise<double, 3>();
 }
+
+TEST_CASE(
+    "conv2d (float, LeNet shapes and a padded row length): each sample's output and "
+    "gradients do not depend on its position in the batch") {
+  auto check = [](auto layer_tag) {
+    using L = typename decltype(layer_tag)::type;
+    constexpr std::size_t in = L::input_shape::size, out = L::output_shape::size;
+    g::splitmix64 rng(7);
+    auto l = std::make_unique<L>();
+    l->init(rng);
+    constexpr std::size_t rows = 5;
+    std::vector<float> x(rows * in), y(rows * out), dy(rows * out), dx(rows * in);
+    for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+    for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+    l->forward(x.data(), y.data(), rows);
+    std::vector<float> gw(L::parameter_count), gw1(L::parameter_count);
+    float* grads[2] = {gw.data(), gw.data() + L::params[0].size};
+    l->template backward<true, 3>(x.data(), y.data(), dy.data(), dx.data(), grads, rows);
+    for (std::size_t r : {std::size_t{0}, std::size_t{3}}) {
+      std::vector<float> y1(out), dx1(in);
+      l->forward(x.data() + r * in, y1.data(), 1);
+      CHECK(std::memcmp(y1.data(), y.data() + r * out, out * sizeof(float)) == 0);
+      float* g1[2] = {gw1.data(), gw1.data() + L::params[0].size};
+      l->template backward<true, 3>(x.data() + r * in, y1.data(), dy.data() + r * out, dx1.data(),
+                                    g1, 1);
+      CHECK(std::memcmp(dx1.data(), dx.data() + r * in, in * sizeof(float)) == 0);
+    }
+  };
+  check(std::type_identity<g::conv2d<6, 5, g::pad<2>>::bind<float, g::shape<1, 28, 28>>>{});
+  check(std::type_identity<g::conv2d<16, 5>::bind<float, g::shape<6, 14, 14>>>{});
+  check(std::type_identity<g::conv2d<5, 3, g::stride<2>>::bind<float, g::shape<3, 11, 9>>>{});
+}

@@ -11,6 +11,8 @@
 #include <string>
 #include <type_traits>
 
+#include <xsimd/xsimd.hpp>
+
 #include "graft/kernels/gemm.hpp"
 #include "graft/layers/init.hpp"
 #include "graft/layers/layer.hpp"
@@ -76,12 +78,17 @@ class conv2d_layer {
 
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     T* col = col_buffer();
+    T* pad = pad_buffer();
     for (std::size_t r = 0; r < rows; ++r) {
       im2col(x + r * input_shape::size, col);
       T* yr = y + r * output_shape::size;
+      T* out = padded ? pad : yr;  // the product runs over HWOP columns
       for (std::size_t f = 0; f < F; ++f)
-        for (std::size_t i = 0; i < HWO; ++i) yr[f * HWO + i] = Bias ? bias[f] : T(0);
-      kernels::gemm_bcast<HWO>(F, CKK, weight.data(), CKK, 1, col, yr, true);
+        for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
+      kernels::gemm_bcast<HWOP>(F, CKK, weight.data(), CKK, 1, col, out, true);
+      if constexpr (padded)
+        for (std::size_t f = 0; f < F; ++f)
+          std::memcpy(yr + f * HWO, pad + f * HWOP, HWO * sizeof(T));
     }
   }
 
@@ -91,43 +98,81 @@ class conv2d_layer {
     constexpr bool weight_grad = (GradMask & 1U) != 0;
     constexpr bool bias_grad = Bias && (GradMask & 2U) != 0;
     T* col = col_buffer();
+    T* pad = pad_buffer();
     for (std::size_t r = 0; r < rows; ++r) {
       const T* dyr = dy + r * output_shape::size;
+      if constexpr (padded) {  // dy_r with rows of HWOP, zeros in the padding
+        for (std::size_t f = 0; f < F; ++f) {
+          std::memcpy(pad + f * HWOP, dyr + f * HWO, HWO * sizeof(T));
+          for (std::size_t i = HWO; i < HWOP; ++i) pad[f * HWOP + i] = T(0);
+        }
+        dyr = pad;
+      }
       if constexpr (weight_grad) {  // dW[F x CKK] += dy_r[F x HWO] * col_r^T
         im2col(x + r * input_shape::size, col);
-        kernels::gemm_dot<CKK, HWO>(F, dyr, col, grads[0], r > 0);
+        kernels::gemm_nt<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
       }
-      if constexpr (bias_grad)
-        for (std::size_t f = 0; f < F; ++f) {
-          T s = r > 0 ? grads[1][f] : T(0);
-          for (std::size_t i = 0; i < HWO; ++i) s += dyr[f * HWO + i];
-          grads[1][f] = s;
-        }
+      if constexpr (bias_grad) kernels::row_sum<HWOP>(F, dyr, grads[1], r > 0);
       if constexpr (InputGrad) {  // dcol[CKK x HWO] = W^T dy_r, then scattered back
-        kernels::gemm_bcast<HWO>(CKK, F, weight.data(), 1, CKK, dyr, col, false);
+        kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, dyr, col, false);
         col2im(col, dx + r * input_shape::size);
       }
     }
   }
 
  private:
+  // Rows of the im2col matrix (and of the products' outputs) are HWOP long: HWO rounded up to
+  // whole SIMD vectors, so that every column takes the same vector path (a scalar tail would
+  // round differently) and none is left to slow scalar code. The padding columns hold zeros.
+  static constexpr std::size_t simd_width = [] {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+      return xsimd::batch<T>::size;
+    else
+      return std::size_t{1};
+  }();
+  static constexpr std::size_t HWOP = (HWO + simd_width - 1) / simd_width * simd_width;
+  static constexpr bool padded = HWOP != HWO;
+
   static T* col_buffer() noexcept {
-    alignas(buffer_alignment) static thread_local T buffer[CKK * HWO];
+    alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
     return buffer;
+  }
+  // Output (forward) or output gradient (backward) with rows of HWOP; unused without padding.
+  static T* pad_buffer() noexcept {
+    alignas(buffer_alignment) static thread_local T buffer[padded ? F * HWOP : 1];
+    return buffer;
+  }
+  // Output columns ox whose input column ox * S + kx (padded coordinates) is inside the image:
+  // [lo, hi).
+  static constexpr std::size_t col_lo(std::size_t kx) noexcept {
+    return kx >= P ? 0 : (P - kx + S - 1) / S;
+  }
+  static constexpr std::size_t col_hi(std::size_t kx) noexcept {
+    const std::size_t n = W + P > kx ? (W + P - kx + S - 1) / S : 0;
+    return n < WO ? n : WO;
   }
   static void im2col(const T* x, T* col) noexcept {
     for (std::size_t c = 0; c < C; ++c)
       for (std::size_t ky = 0; ky < K; ++ky)
         for (std::size_t kx = 0; kx < K; ++kx) {
-          T* row = col + ((c * K + ky) * K + kx) * HWO;
+          T* row = col + ((c * K + ky) * K + kx) * HWOP;
+          const std::size_t lo = col_lo(kx), hi = col_hi(kx);
           for (std::size_t oy = 0; oy < HO; ++oy) {
             const std::size_t iy = oy * S + ky;  // padded coordinates
-            for (std::size_t ox = 0; ox < WO; ++ox) {
-              const std::size_t ix = ox * S + kx;
-              const bool inside = iy >= P && iy < H + P && ix >= P && ix < W + P;
-              row[oy * WO + ox] = inside ? x[(c * H + iy - P) * W + ix - P] : T(0);
+            T* out = row + oy * WO;
+            if (iy < P || iy >= H + P) {
+              for (std::size_t ox = 0; ox < WO; ++ox) out[ox] = T(0);
+              continue;
             }
+            const T* in = x + (c * H + iy - P) * W;  // in[ox * S + kx - P] for ox in [lo, hi)
+            for (std::size_t ox = 0; ox < lo; ++ox) out[ox] = T(0);
+            if constexpr (S == 1)
+              std::memcpy(out + lo, in + (lo + kx - P), (hi - lo) * sizeof(T));
+            else
+              for (std::size_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * S + kx - P];
+            for (std::size_t ox = hi; ox < WO; ++ox) out[ox] = T(0);
           }
+          for (std::size_t i = HWO; i < HWOP; ++i) row[i] = T(0);
         }
   }
   static void col2im(const T* col, T* dx) noexcept {
@@ -135,14 +180,14 @@ class conv2d_layer {
     for (std::size_t c = 0; c < C; ++c)
       for (std::size_t ky = 0; ky < K; ++ky)
         for (std::size_t kx = 0; kx < K; ++kx) {
-          const T* row = col + ((c * K + ky) * K + kx) * HWO;
+          const T* row = col + ((c * K + ky) * K + kx) * HWOP;
+          const std::size_t lo = col_lo(kx), hi = col_hi(kx);
           for (std::size_t oy = 0; oy < HO; ++oy) {
             const std::size_t iy = oy * S + ky;
             if (iy < P || iy >= H + P) continue;
-            for (std::size_t ox = 0; ox < WO; ++ox) {
-              const std::size_t ix = ox * S + kx;
-              if (ix >= P && ix < W + P) dx[(c * H + iy - P) * W + ix - P] += row[oy * WO + ox];
-            }
+            T* out = dx + (c * H + iy - P) * W;  // out[ox * S + kx - P] for ox in [lo, hi)
+            const T* in = row + oy * WO;
+            for (std::size_t ox = lo; ox < hi; ++ox) out[ox * S + kx - P] += in[ox];
           }
         }
   }
