@@ -367,3 +367,55 @@ TEST_CASE(
   check(std::type_identity<g::conv2d<16, 5>::bind<float, g::shape<6, 14, 14>>>{});
   check(std::type_identity<g::conv2d<5, 3, g::stride<2>>::bind<float, g::shape<3, 11, 9>>>{});
 }
+
+TEST_CASE(
+    "conv2d weight, bias and input gradients in float equal direct sums (both weight-gradient "
+    "kernels: F a multiple of the SIMD width, or not)") {
+  auto check = [](auto layer_tag, std::size_t K, std::size_t P) {
+    using L = typename decltype(layer_tag)::type;
+    constexpr std::size_t C = L::input_shape::dims[0], H = L::input_shape::dims[1],
+                          W = L::input_shape::dims[2];
+    constexpr std::size_t F = L::output_shape::dims[0], HO = L::output_shape::dims[1],
+                          WO = L::output_shape::dims[2];
+    constexpr std::size_t rows = 3, in = C * H * W, out = F * HO * WO;
+    g::splitmix64 rng(11);
+    auto l = std::make_unique<L>();
+    l->init(rng);
+    std::vector<float> x(rows * in), y(rows * out), dy(rows * out), dx(rows * in);
+    for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+    for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+    std::vector<float> gw(L::parameter_count, 7.0f);  // overwritten, not accumulated
+    float* grads[2] = {gw.data(), gw.data() + L::params[0].size};
+    l->forward(x.data(), y.data(), rows);
+    l->template backward<true, 3>(x.data(), y.data(), dy.data(), dx.data(), grads, rows);
+    std::vector<double> rw(F * L::CKK, 0.0), rb(F, 0.0), rdx(rows * in, 0.0);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t f = 0; f < F; ++f)
+        for (std::size_t oy = 0; oy < HO; ++oy)
+          for (std::size_t ox = 0; ox < WO; ++ox) {
+            const double g = dy[r * out + (f * HO + oy) * WO + ox];
+            rb[f] += g;
+            for (std::size_t c = 0; c < C; ++c)
+              for (std::size_t ky = 0; ky < K; ++ky)
+                for (std::size_t kx = 0; kx < K; ++kx) {
+                  const long iy = static_cast<long>(oy + ky) - static_cast<long>(P);
+                  const long ix = static_cast<long>(ox + kx) - static_cast<long>(P);
+                  if (iy < 0 || ix < 0 || iy >= static_cast<long>(H) || ix >= static_cast<long>(W))
+                    continue;
+                  const std::size_t xi = r * in + (c * H + static_cast<std::size_t>(iy)) * W +
+                                         static_cast<std::size_t>(ix);
+                  rw[f * L::CKK + (c * K + ky) * K + kx] += g * x[xi];
+                  rdx[xi] += g * l->weight(f, (c * K + ky) * K + kx);
+                }
+          }
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < rw.size(); ++i) bad += std::abs(rw[i] - gw[i]) < 1e-3 ? 0 : 1;
+    for (std::size_t f = 0; f < F; ++f) bad += std::abs(rb[f] - grads[1][f]) < 1e-3 ? 0 : 1;
+    for (std::size_t i = 0; i < rdx.size(); ++i) bad += std::abs(rdx[i] - dx[i]) < 1e-4 ? 0 : 1;
+    CHECK(bad == 0);
+  };
+  check(std::type_identity<g::conv2d<16, 5>::bind<float, g::shape<6, 14, 14>>>{}, 5, 0);
+  check(std::type_identity<g::conv2d<6, 5, g::pad<2>>::bind<float, g::shape<1, 28, 28>>>{}, 5, 2);
+  check(std::type_identity<g::conv2d<8, 3, g::pad<1>>::bind<float, g::shape<3, 7, 5>>>{}, 3, 1);
+  check(std::type_identity<g::conv2d<5, 3>::bind<float, g::shape<2, 9, 6>>>{}, 3, 0);
+}

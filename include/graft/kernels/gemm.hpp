@@ -219,13 +219,28 @@ inline void nt_tile(const T* Y, const T* W, T* D, bool accumulate) noexcept {
       D[m * LDD + k] = accumulate ? D[m * LDD + k] + s : s;
     }
 }
-// Rows [0, MR) of D, every column: blocks of KR columns, then the remaining K % KR.
+// Columns [k, k + KR) of D, every row: blocks of MR rows, then the remaining rows (1 .. MR-1).
 template <std::size_t MR, std::size_t KR, std::size_t K, std::size_t N, class Arch, class T>
-inline void nt_rows(const T* Y, const T* W, T* D, bool accumulate) noexcept {
+inline void nt_columns(std::size_t M, const T* Y, const T* W, T* D, bool accumulate) noexcept {
+  std::size_t m = 0;
+  for (; m + MR <= M; m += MR) nt_tile<MR, KR, N, K, Arch>(Y + m * N, W, D + m * K, accumulate);
+  const std::size_t rest = M - m;
+  Y += m * N;
+  D += m * K;
+  if constexpr (MR > 3)
+    if (rest == 3) nt_tile<3, KR, N, K, Arch>(Y, W, D, accumulate);
+  if constexpr (MR > 2)
+    if (rest == 2) nt_tile<2, KR, N, K, Arch>(Y, W, D, accumulate);
+  if (rest == 1) nt_tile<1, KR, N, K, Arch>(Y, W, D, accumulate);
+}
+template <std::size_t MR, std::size_t KR, std::size_t K, std::size_t N, class Arch, class T>
+inline void nt_all(std::size_t M, const T* Y, const T* W, T* D, bool accumulate) noexcept {
+  // Columns outermost: the KR rows of W being used stay in L1 while every row of Y (few, short)
+  // passes over them, and W (the im2col matrix, larger than L1) is read once.
   constexpr std::size_t KB = K / KR * KR;
   for (std::size_t k = 0; k < KB; k += KR)
-    nt_tile<MR, KR, N, K, Arch>(Y, W + k * N, D + k, accumulate);
-  if constexpr (K > KB) nt_tile<MR, K - KB, N, K, Arch>(Y, W + KB * N, D + KB, accumulate);
+    nt_columns<MR, KR, K, N, Arch>(M, Y, W + k * N, D + k, accumulate);
+  if constexpr (K > KB) nt_columns<MR, K - KB, K, N, Arch>(M, Y, W + KB * N, D + KB, accumulate);
 }
 }  // namespace detail
 
@@ -233,18 +248,15 @@ inline void nt_rows(const T* Y, const T* W, T* D, bool accumulate) noexcept {
 ///
 /// The same product as gemm_dot, for the other shape: few rows M and long rows N (the weight
 /// gradient of a convolution, dy[F x HW] * col[CKK x HW]^T), where gemm_dot's packing of W^T would
-/// cost as much as the product. Tiles of 3 x 4 dot products (12 vector accumulators, 7 loads per
-/// 12 FMAs); each element of D is one fixed-order dot product whatever M is. One thread.
+/// cost as much as the product. Tiles of 4 x 3 (M a multiple of 4) or 3 x 4 dot products (12
+/// vector accumulators, 7 loads per 12 FMAs); each element of D is one dot product in a fixed
+/// order, whatever M is. One thread.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
 void gemm_nt(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
-  constexpr std::size_t MR = 3, KR = 4;
-  std::size_t m = 0;
-  for (; m + MR <= M; m += MR)
-    detail::nt_rows<MR, KR, K, N, Arch>(Y + m * N, W, D + m * K, accumulate);
-  if (M - m == 2)
-    detail::nt_rows<2, KR, K, N, Arch>(Y + m * N, W, D + m * K, accumulate);
-  else if (M - m == 1)
-    detail::nt_rows<1, KR, K, N, Arch>(Y + m * N, W, D + m * K, accumulate);
+  if (M % 4 == 0)
+    detail::nt_all<4, 3, K, N, Arch>(M, Y, W, D, accumulate);
+  else
+    detail::nt_all<3, 4, K, N, Arch>(M, Y, W, D, accumulate);
 }
 
 /// out[m] (+)= sum_n Y[m*N + n]  (row sums: a convolution's bias gradient), with vector

@@ -87,8 +87,7 @@ class conv2d_layer {
         for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
       kernels::gemm_bcast<HWOP>(F, CKK, weight.data(), CKK, 1, col, out, true);
       if constexpr (padded)
-        for (std::size_t f = 0; f < F; ++f)
-          std::memcpy(yr + f * HWO, pad + f * HWOP, HWO * sizeof(T));
+        for (std::size_t f = 0; f < F; ++f) copy(pad + f * HWOP, yr + f * HWO, HWO);
     }
   }
 
@@ -103,21 +102,35 @@ class conv2d_layer {
       const T* dyr = dy + r * output_shape::size;
       if constexpr (padded) {  // dy_r with rows of HWOP, zeros in the padding
         for (std::size_t f = 0; f < F; ++f) {
-          std::memcpy(pad + f * HWOP, dyr + f * HWO, HWO * sizeof(T));
+          copy(dyr + f * HWO, pad + f * HWOP, HWO);
           for (std::size_t i = HWO; i < HWOP; ++i) pad[f * HWOP + i] = T(0);
         }
         dyr = pad;
       }
-      if constexpr (weight_grad) {  // dW[F x CKK] += dy_r[F x HWO] * col_r^T
+      if constexpr (weight_grad) {
         im2col(x + r * input_shape::size, col);
-        kernels::gemm_nt<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
+        if constexpr (transposed_weight_grad) {  // dW^T[CKK x F] += col_r * dy_r^T
+          T* dyt = dyt_buffer();
+          for (std::size_t f = 0; f < F; ++f)
+            for (std::size_t i = 0; i < HWOP; ++i) dyt[i * F + f] = dyr[f * HWOP + i];
+          kernels::gemm_bcast<F>(CKK, HWOP, col, HWOP, 1, dyt, dwt_buffer(), r > 0);
+        } else {  // dW[F x CKK] += dy_r[F x HWO] * col_r^T
+          kernels::gemm_nt<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
+        }
       }
       if constexpr (bias_grad) kernels::row_sum<HWOP>(F, dyr, grads[1], r > 0);
       if constexpr (InputGrad) {  // dcol[CKK x HWO] = W^T dy_r, then scattered back
-        kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, dyr, col, false);
-        col2im(col, dx + r * input_shape::size);
+        T* dcol = dcol_buffer();
+        kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, dyr, dcol, false);
+        col2im(dcol, dx + r * input_shape::size);
       }
     }
+    if constexpr (weight_grad && transposed_weight_grad)
+      if (rows > 0) {
+        const T* dwt = dwt_buffer();
+        for (std::size_t f = 0; f < F; ++f)
+          for (std::size_t i = 0; i < CKK; ++i) grads[0][f * CKK + i] = dwt[i * F + f];
+      }
   }
 
  private:
@@ -132,10 +145,49 @@ class conv2d_layer {
   }();
   static constexpr std::size_t HWOP = (HWO + simd_width - 1) / simd_width * simd_width;
   static constexpr bool padded = HWOP != HWO;
+  // With F a multiple of the SIMD width, the weight gradient is computed transposed, as
+  // col * dy^T (rows of F: whole vectors), by the register-blocked gemm_bcast, which runs nearer
+  // the FMA peak than gemm_nt's dot products (no reductions); dy is transposed per sample and
+  // dW^T once per call. Otherwise (conv1's F = 6) gemm_nt.
+  static constexpr bool transposed_weight_grad = simd_width > 1 && F % simd_width == 0;
+  static T* dyt_buffer() noexcept {
+    alignas(buffer_alignment) static thread_local T buffer[transposed_weight_grad ? HWOP * F : 1];
+    return buffer;
+  }
+  static T* dwt_buffer() noexcept {
+    alignas(buffer_alignment) static thread_local T buffer[transposed_weight_grad ? CKK * F : 1];
+    return buffer;
+  }
 
+  // The im2col matrix. Its zeros (padding, and the columns past HWO) are at the same places for
+  // every image: they are written once per thread, and im2col writes only the image's values.
   static T* col_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
+    static thread_local bool zeroed = [] {
+      for (std::size_t i = 0; i < CKK * HWOP; ++i) buffer[i] = T(0);
+      return true;
+    }();
+    (void)zeroed;
     return buffer;
+  }
+  // The input gradient's im2col matrix (it has values everywhere, so it is not col_buffer).
+  static T* dcol_buffer() noexcept {
+    alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
+    return buffer;
+  }
+  // dst[i] = src[i] for i < n, by SIMD vectors (the last one overlapping when n is not a multiple
+  // of the width): short rows, for which a call to memcpy costs more than the copy.
+  static void copy(const T* src, T* dst, std::size_t n) noexcept {
+    if constexpr (simd_width > 1) {
+      using batch = xsimd::batch<T>;
+      if (n >= simd_width) {
+        for (std::size_t i = 0; i + simd_width < n; i += simd_width)
+          batch::load_unaligned(src + i).store_unaligned(dst + i);
+        batch::load_unaligned(src + n - simd_width).store_unaligned(dst + n - simd_width);
+        return;
+      }
+    }
+    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
   }
   // Output (forward) or output gradient (backward) with rows of HWOP; unused without padding.
   static T* pad_buffer() noexcept {
@@ -151,6 +203,16 @@ class conv2d_layer {
     const std::size_t n = W + P > kx ? (W + P - kx + S - 1) / S : 0;
     return n < WO ? n : WO;
   }
+  // dst[i] += src[i] for i < n.
+  static void add(const T* src, T* dst, std::size_t n) noexcept {
+    std::size_t i = 0;
+    if constexpr (simd_width > 1) {
+      using batch = xsimd::batch<T>;
+      for (; i + simd_width <= n; i += simd_width)
+        (batch::load_unaligned(dst + i) + batch::load_unaligned(src + i)).store_unaligned(dst + i);
+    }
+    for (; i < n; ++i) dst[i] += src[i];
+  }
   static void im2col(const T* x, T* col) noexcept {
     for (std::size_t c = 0; c < C; ++c)
       for (std::size_t ky = 0; ky < K; ++ky)
@@ -159,20 +221,14 @@ class conv2d_layer {
           const std::size_t lo = col_lo(kx), hi = col_hi(kx);
           for (std::size_t oy = 0; oy < HO; ++oy) {
             const std::size_t iy = oy * S + ky;  // padded coordinates
-            T* out = row + oy * WO;
-            if (iy < P || iy >= H + P) {
-              for (std::size_t ox = 0; ox < WO; ++ox) out[ox] = T(0);
-              continue;
-            }
+            if (iy < P || iy >= H + P) continue;
             const T* in = x + (c * H + iy - P) * W;  // in[ox * S + kx - P] for ox in [lo, hi)
-            for (std::size_t ox = 0; ox < lo; ++ox) out[ox] = T(0);
+            T* out = row + oy * WO;
             if constexpr (S == 1)
-              std::memcpy(out + lo, in + (lo + kx - P), (hi - lo) * sizeof(T));
+              copy(in + (lo + kx - P), out + lo, hi - lo);
             else
               for (std::size_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * S + kx - P];
-            for (std::size_t ox = hi; ox < WO; ++ox) out[ox] = T(0);
           }
-          for (std::size_t i = HWO; i < HWOP; ++i) row[i] = T(0);
         }
   }
   static void col2im(const T* col, T* dx) noexcept {
@@ -187,7 +243,10 @@ class conv2d_layer {
             if (iy < P || iy >= H + P) continue;
             T* out = dx + (c * H + iy - P) * W;  // out[ox * S + kx - P] for ox in [lo, hi)
             const T* in = row + oy * WO;
-            for (std::size_t ox = lo; ox < hi; ++ox) out[ox * S + kx - P] += in[ox];
+            if constexpr (S == 1)
+              add(in + lo, out + (lo + kx - P), hi - lo);
+            else
+              for (std::size_t ox = lo; ox < hi; ++ox) out[ox * S + kx - P] += in[ox];
           }
         }
   }
