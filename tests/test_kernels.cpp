@@ -33,7 +33,7 @@ void check_near(const std::vector<T>& a, const std::vector<T>& b, std::size_t te
   CHECK(bad == 0);
 }
 
-constexpr std::size_t sizes[] = {1, 3, 17, 63, 65, 257};
+constexpr std::size_t sizes[] = {1, 2, 3, 17, 63, 65, 257};
 
 template <class T, std::size_t N> void gemm_cases() {
   for (std::size_t M : sizes)
@@ -115,6 +115,7 @@ template <class T> void dot_cases() {
 
 TEST_CASE_TEMPLATE("gemm_bcast and column_sum match the reference", T, float, double) {
   gemm_cases<T, 1>();
+  gemm_cases<T, 120>();  // one or two rows: the single-vector columns together
   gemm_cases<T, 3>();
   gemm_cases<T, 16>();
   gemm_cases<T, 17>();
@@ -165,4 +166,22 @@ TEST_CASE("threads: the same results, bitwise, on one thread and on several") {
   std::vector<float> r(64 * 256);
   ref::gemm_bcast(64, 784, 256, A.data(), 784, 1, B.data(), r.data(), false);
   check_near(c2, r, 784);
+}
+
+TEST_CASE_TEMPLATE("gemm_bcast: a row's result does not depend on how many rows there are", T,
+                   float, double) {
+  auto check = [](auto n_tag) {
+    constexpr std::size_t N = decltype(n_tag)::value, K = 300, M = 17;
+    const auto A = random_vector<T>(M * K, 12), B = random_vector<T>(K * N, 13);
+    std::vector<T> all(M * N);
+    k::gemm_bcast<N>(M, K, A.data(), K, 1, B.data(), all.data(), false);
+    for (std::size_t rows : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{6}}) {
+      std::vector<T> some(rows * N);
+      k::gemm_bcast<N>(rows, K, A.data() + K, K, 1, B.data(), some.data(), false);  // from row 1
+      CHECK(std::equal(some.begin(), some.end(), all.begin() + N));
+    }
+  };
+  check(std::integral_constant<std::size_t, 120>{});
+  check(std::integral_constant<std::size_t, 17>{});
+  check(std::integral_constant<std::size_t, 104>{});
 }

@@ -105,8 +105,15 @@ inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs
   for (std::size_t s = s0; s < s1; ++s)
     bcast_strip<V, N, N, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate);
   if (!tails) return;
-  for (std::size_t n = NV; n < N1; n += W)
-    bcast_strip<1, N, N, Arch>(I, P, A, rs, cs, B, C, n, accumulate);
+  // The single vectors: with one or two rows, all at once (one vector at a time would be a single
+  // chain of dependent FMAs, waiting on their latency); with more rows, one vector at a time in
+  // blocks of 6 rows. Every element of C gets the same FMAs in the same order either way.
+  constexpr std::size_t VT = (N1 - NV) / W;
+  if (VT > 1 && I <= 2)
+    bcast_strip<(VT > 1 ? VT : 1), N, N, Arch>(I, P, A, rs, cs, B, C, NV, accumulate);
+  else
+    for (std::size_t n = NV; n < N1; n += W)
+      bcast_strip<1, N, N, Arch>(I, P, A, rs, cs, B, C, n, accumulate);
   if constexpr (N > N1)
     for (std::size_t i = 0; i < I; ++i)
       for (std::size_t n = N1; n < N; ++n) {
