@@ -77,6 +77,11 @@ class conv2d_layer {
   }
 
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    if constexpr (direct) {
+      for (std::size_t r = 0; r < rows; ++r)
+        direct_forward(x + r * input_shape::size, y + r * output_shape::size);
+      return;
+    }
     T* col = col_buffer();
     T* pad = pad_buffer();
     for (std::size_t r = 0; r < rows; ++r) {
@@ -161,6 +166,67 @@ class conv2d_layer {
 
   // The im2col matrix. Its zeros (padding, and the columns past HWO) are at the same places for
   // every image: they are written once per thread, and im2col writes only the image's values.
+  // Direct forward convolution (stride 1, rows of at least two SIMD vectors, few filters: conv1
+  // of LeNet): no im2col matrix. The image is copied into a zero-bordered buffer; a vector of
+  // outputs is a sum of vectors loaded straight from its rows, each times a broadcast weight:
+  // the GEMM's multiply-adds on the same operands in the same order (bias first, then (c, ky, kx)),
+  // so the results are those of the im2col path, bit for bit, without writing and reading the
+  // C*K*K x HWO matrix. Blocks of up to 6 filters x 2 vectors of one output row (12 accumulators);
+  // a row not a multiple of 2 vectors ends with a block overlapping the previous one (the
+  // overlapped outputs are computed twice, identically).
+  static constexpr bool direct = S == 1 && simd_width > 1 && WO >= 2 * simd_width&& F <= 12;
+  static constexpr std::size_t HP = H + 2 * P, WP = W + 2 * P;
+  static T* image_buffer() noexcept {
+    alignas(buffer_alignment) static thread_local T buffer[direct ? C * HP * WP : 1];
+    static thread_local bool zeroed = [] {  // the border stays zero; only the inside is written
+      for (std::size_t i = 0; i < (direct ? C * HP * WP : 1); ++i) buffer[i] = T(0);
+      return true;
+    }();
+    (void)zeroed;
+    return buffer;
+  }
+  template <std::size_t FR> void direct_block(const T* xp, std::size_t f0, std::size_t oy,
+                                              std::size_t ox, T* y) const noexcept {
+    using batch = xsimd::batch<T>;
+    constexpr std::size_t V = simd_width;
+    batch acc[FR][2];
+    for (std::size_t f = 0; f < FR; ++f) acc[f][0] = acc[f][1] = batch(Bias ? bias[f0 + f] : T(0));
+    const T* w = weight.data() + f0 * CKK;
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t ky = 0; ky < K; ++ky) {
+        const T* row = xp + (c * HP + oy + ky) * WP + ox;
+        for (std::size_t kx = 0; kx < K; ++kx) {
+          const std::size_t p = (c * K + ky) * K + kx;
+          const batch b0 = batch::load_unaligned(row + kx),
+                      b1 = batch::load_unaligned(row + kx + V);
+          for (std::size_t f = 0; f < FR; ++f) {
+            const batch a(w[f * CKK + p]);
+            acc[f][0] = xsimd::fma(a, b0, acc[f][0]);
+            acc[f][1] = xsimd::fma(a, b1, acc[f][1]);
+          }
+        }
+      }
+    for (std::size_t f = 0; f < FR; ++f) {
+      acc[f][0].store_unaligned(y + (f0 + f) * HWO + oy * WO + ox);
+      acc[f][1].store_unaligned(y + (f0 + f) * HWO + oy * WO + ox + V);
+    }
+  }
+  void direct_forward(const T* x, T* y) const noexcept {
+    T* xp = image_buffer();
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t iy = 0; iy < H; ++iy)
+        copy(x + (c * H + iy) * W, xp + (c * HP + iy + P) * WP + P, W);
+    constexpr std::size_t V2 = 2 * simd_width;
+    constexpr std::size_t F6 = F / 6 * 6;
+    for (std::size_t oy = 0; oy < HO; ++oy)
+      for (std::size_t ox = 0;; ox += V2) {
+        const std::size_t o = ox + V2 <= WO ? ox : WO - V2;
+        for (std::size_t f0 = 0; f0 < F6; f0 += 6) direct_block<6>(xp, f0, oy, o, y);
+        if constexpr (F > F6) direct_block<F - F6>(xp, F6, oy, o, y);
+        if (o + V2 >= WO) break;
+      }
+  }
+
   static T* col_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
     static thread_local bool zeroed = [] {
