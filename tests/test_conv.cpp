@@ -2,6 +2,9 @@
 // direct scalar convolution, gradient checks in double, max-pool ties, and a whole small CNN.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include <graft/graft.hpp>
@@ -252,4 +255,167 @@ TEST_CASE(
                                    g::feature_cache{false});
   CHECK(a->layer<4>().weight == b->layer<4>().weight);
   CHECK(a->head().weight == b->head().weight);
+}
+
+// Scalar reference of max_pool<2> (first maximum of each window, NaN wins) and of relu.
+namespace {
+template <class L, class T> void check_max_pool2(std::uint64_t seed) {
+  constexpr std::size_t C = L::input_shape::dims[0], H = L::input_shape::dims[1],
+                        W = L::input_shape::dims[2], HO = H / 2, WO = W / 2;
+  constexpr std::size_t rows = 3;
+  g::splitmix64 rng(seed);
+  std::vector<T> x(rows * C * H * W), y(rows * C * HO * WO), dy(y.size()), dx(x.size());
+  for (auto& v : x) {  // few distinct values: many ties, some -0 and +0, a few NaN
+    const auto k = rng.below(12);
+    v = k == 0 ? std::numeric_limits<T>::quiet_NaN()
+               : (k == 1 ? T(-0.0) : (k == 2 ? T(0) : static_cast<T>(rng.below(4)) - T(1)));
+  }
+  for (auto& v : dy) v = rng.below(8) == 0 ? T(-0.0) : static_cast<T>(rng.uniform(-1, 1));
+  L l;
+  l.forward(x.data(), y.data(), rows);
+  l.template backward<true, 0>(x.data(), y.data(), dy.data(), dx.data(), nullptr, rows);
+  std::vector<T> ry(y.size()), rdx(x.size(), T(0));
+  for (std::size_t r = 0; r < rows * C; ++r)
+    for (std::size_t oy = 0; oy < HO; ++oy)
+      for (std::size_t ox = 0; ox < WO; ++ox) {
+        std::size_t best = r * H * W + 2 * oy * W + 2 * ox;
+        for (std::size_t ky = 0; ky < 2; ++ky)
+          for (std::size_t kx = 0; kx < 2; ++kx) {
+            const std::size_t i = r * H * W + (2 * oy + ky) * W + 2 * ox + kx;
+            if (x[i] > x[best] || (std::isnan(x[i]) && !std::isnan(x[best]))) best = i;
+          }
+        ry[r * HO * WO + oy * WO + ox] = x[best];
+        rdx[best] += dy[r * HO * WO + oy * WO + ox];
+      }
+  CHECK(std::memcmp(y.data(), ry.data(), y.size() * sizeof(T)) == 0);
+  CHECK(std::memcmp(dx.data(), rdx.data(), dx.size() * sizeof(T)) == 0);
+}
+template <class T> void check_max_pool2_shapes() {
+  check_max_pool2<typename g::max_pool<2>::bind<T, g::shape<3, 28, 28>>, T>(1);
+  check_max_pool2<typename g::max_pool<2>::bind<T, g::shape<2, 10, 10>>, T>(2);
+  check_max_pool2<typename g::max_pool<2>::bind<T, g::shape<3, 7, 9>>, T>(3);   // odd: uncovered
+  check_max_pool2<typename g::max_pool<2>::bind<T, g::shape<2, 9, 35>>, T>(4);  // row + partial
+  check_max_pool2<typename g::max_pool<2>::bind<T, g::shape<2, 5, 5>>, T>(5);   // scalar path
+  check_max_pool2<typename g::max_pool<2>::bind<T, g::shape<1, 4, 40>>, T>(6);
+}
+template <class T, std::size_t N> void check_relu_bitwise() {
+  using L = g::relu::bind<T, g::shape<N>>;
+  constexpr std::size_t rows = 3;  // 3 * N values: whole vectors and a tail
+  g::splitmix64 rng(N);
+  std::vector<T> x(rows * N), y(x.size()), dy(x.size()), dx(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const auto k = rng.below(10);
+    x[i] = k == 0 ? std::numeric_limits<T>::quiet_NaN()
+                  : (k == 1 ? T(-0.0) : static_cast<T>(rng.uniform(-1, 1)));
+    dy[i] = k == 2 ? std::numeric_limits<T>::quiet_NaN() : static_cast<T>(rng.uniform(-1, 1));
+  }
+  L l;
+  l.forward(x.data(), y.data(), rows);
+  l.template backward<true, 0>(x.data(), y.data(), dy.data(), dx.data(), nullptr, rows);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const T ry = x[i] < T(0) ? T(0) : x[i];
+    const T rdx = dy[i] * (ry > T(0) ? T(1) : T(0));
+    bad += std::memcmp(&ry, &y[i], sizeof(T)) == 0 && std::memcmp(&rdx, &dx[i], sizeof(T)) == 0 ? 0
+                                                                                                : 1;
+  }
+  CHECK(bad == 0);
+}
+}  // namespace
+
+TEST_CASE(
+    "max_pool<2> (SIMD rows) equals the scalar first-maximum rule bitwise, float and double") {
+  check_max_pool2_shapes<float>();
+  check_max_pool2_shapes<double>();
+}
+
+TEST_CASE("relu (SIMD) equals the scalar definition bitwise, NaN and -0 included") {
+  check_relu_bitwise<float, 101>();
+  check_relu_bitwise<float, 8>();
+  check_relu_bitwise<double, 101>();
+  check_relu_bitwise<double, 3>();
+}
+
+TEST_CASE(
+    "conv2d (float, LeNet shapes and a padded row length): each sample's output and "
+    "gradients do not depend on its position in the batch") {
+  auto check = [](auto layer_tag) {
+    using L = typename decltype(layer_tag)::type;
+    constexpr std::size_t in = L::input_shape::size, out = L::output_shape::size;
+    g::splitmix64 rng(7);
+    auto l = std::make_unique<L>();
+    l->init(rng);
+    constexpr std::size_t rows = 5;
+    std::vector<float> x(rows * in), y(rows * out), dy(rows * out), dx(rows * in);
+    for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+    for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+    l->forward(x.data(), y.data(), rows);
+    std::vector<float> gw(L::parameter_count), gw1(L::parameter_count);
+    float* grads[2] = {gw.data(), gw.data() + L::params[0].size};
+    l->template backward<true, 3>(x.data(), y.data(), dy.data(), dx.data(), grads, rows);
+    for (std::size_t r : {std::size_t{0}, std::size_t{3}}) {
+      std::vector<float> y1(out), dx1(in);
+      l->forward(x.data() + r * in, y1.data(), 1);
+      CHECK(std::memcmp(y1.data(), y.data() + r * out, out * sizeof(float)) == 0);
+      float* g1[2] = {gw1.data(), gw1.data() + L::params[0].size};
+      l->template backward<true, 3>(x.data() + r * in, y1.data(), dy.data() + r * out, dx1.data(),
+                                    g1, 1);
+      CHECK(std::memcmp(dx1.data(), dx.data() + r * in, in * sizeof(float)) == 0);
+    }
+  };
+  check(std::type_identity<g::conv2d<6, 5, g::pad<2>>::bind<float, g::shape<1, 28, 28>>>{});
+  check(std::type_identity<g::conv2d<16, 5>::bind<float, g::shape<6, 14, 14>>>{});
+  check(std::type_identity<g::conv2d<5, 3, g::stride<2>>::bind<float, g::shape<3, 11, 9>>>{});
+}
+
+TEST_CASE(
+    "conv2d weight, bias and input gradients in float equal direct sums (both weight-gradient "
+    "kernels: F a multiple of the SIMD width, or not)") {
+  auto check = [](auto layer_tag, std::size_t K, std::size_t P) {
+    using L = typename decltype(layer_tag)::type;
+    constexpr std::size_t C = L::input_shape::dims[0], H = L::input_shape::dims[1],
+                          W = L::input_shape::dims[2];
+    constexpr std::size_t F = L::output_shape::dims[0], HO = L::output_shape::dims[1],
+                          WO = L::output_shape::dims[2];
+    constexpr std::size_t rows = 3, in = C * H * W, out = F * HO * WO;
+    g::splitmix64 rng(11);
+    auto l = std::make_unique<L>();
+    l->init(rng);
+    std::vector<float> x(rows * in), y(rows * out), dy(rows * out), dx(rows * in);
+    for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
+    for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
+    std::vector<float> gw(L::parameter_count, 7.0f);  // overwritten, not accumulated
+    float* grads[2] = {gw.data(), gw.data() + L::params[0].size};
+    l->forward(x.data(), y.data(), rows);
+    l->template backward<true, 3>(x.data(), y.data(), dy.data(), dx.data(), grads, rows);
+    std::vector<double> rw(F * L::CKK, 0.0), rb(F, 0.0), rdx(rows * in, 0.0);
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t f = 0; f < F; ++f)
+        for (std::size_t oy = 0; oy < HO; ++oy)
+          for (std::size_t ox = 0; ox < WO; ++ox) {
+            const double g = dy[r * out + (f * HO + oy) * WO + ox];
+            rb[f] += g;
+            for (std::size_t c = 0; c < C; ++c)
+              for (std::size_t ky = 0; ky < K; ++ky)
+                for (std::size_t kx = 0; kx < K; ++kx) {
+                  const long iy = static_cast<long>(oy + ky) - static_cast<long>(P);
+                  const long ix = static_cast<long>(ox + kx) - static_cast<long>(P);
+                  if (iy < 0 || ix < 0 || iy >= static_cast<long>(H) || ix >= static_cast<long>(W))
+                    continue;
+                  const std::size_t xi = r * in + (c * H + static_cast<std::size_t>(iy)) * W +
+                                         static_cast<std::size_t>(ix);
+                  rw[f * L::CKK + (c * K + ky) * K + kx] += g * x[xi];
+                  rdx[xi] += g * l->weight(f, (c * K + ky) * K + kx);
+                }
+          }
+    std::size_t bad = 0;
+    for (std::size_t i = 0; i < rw.size(); ++i) bad += std::abs(rw[i] - gw[i]) < 1e-3 ? 0 : 1;
+    for (std::size_t f = 0; f < F; ++f) bad += std::abs(rb[f] - grads[1][f]) < 1e-3 ? 0 : 1;
+    for (std::size_t i = 0; i < rdx.size(); ++i) bad += std::abs(rdx[i] - dx[i]) < 1e-4 ? 0 : 1;
+    CHECK(bad == 0);
+  };
+  check(std::type_identity<g::conv2d<16, 5>::bind<float, g::shape<6, 14, 14>>>{}, 5, 0);
+  check(std::type_identity<g::conv2d<6, 5, g::pad<2>>::bind<float, g::shape<1, 28, 28>>>{}, 5, 2);
+  check(std::type_identity<g::conv2d<8, 3, g::pad<1>>::bind<float, g::shape<3, 7, 5>>>{}, 3, 1);
+  check(std::type_identity<g::conv2d<5, 3>::bind<float, g::shape<2, 9, 6>>>{}, 3, 0);
 }

@@ -1,7 +1,9 @@
 // Every SIMD kernel against its scalar reference, over odd and even sizes, float and double.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <vector>
 
 #include <graft/kernels/gemm.hpp>
@@ -31,7 +33,7 @@ void check_near(const std::vector<T>& a, const std::vector<T>& b, std::size_t te
   CHECK(bad == 0);
 }
 
-constexpr std::size_t sizes[] = {1, 3, 17, 63, 65, 257};
+constexpr std::size_t sizes[] = {1, 2, 3, 17, 63, 65, 257};
 
 template <class T, std::size_t N> void gemm_cases() {
   for (std::size_t M : sizes)
@@ -74,6 +76,31 @@ template <class T, std::size_t K, std::size_t N> void dot_case() {
     check_near(D, R, 2 * N);
   }
 }
+template <class T, std::size_t K, std::size_t N> void nt_case() {
+  for (std::size_t M : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{5},
+                        std::size_t{6}, std::size_t{16}, std::size_t{17}}) {
+    CAPTURE(M);
+    CAPTURE(K);
+    CAPTURE(N);
+    const auto Y = random_vector<T>(M * N, 9), W = random_vector<T>(K * N, 10);
+    std::vector<T> D(M * K), R(M * K);
+    k::gemm_nt<K, N>(M, Y.data(), W.data(), D.data());
+    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data());
+    check_near(D, R, N);
+    k::gemm_nt<K, N>(M, Y.data(), W.data(), D.data(), true);
+    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data(), true);
+    check_near(D, R, 2 * N);
+    // rows do not depend on how many others there are (bitwise)
+    std::vector<T> D1(K);
+    k::gemm_nt<K, N>(1, Y.data() + (M - 1) * N, W.data(), D1.data());
+    k::gemm_nt<K, N>(M, Y.data(), W.data(), D.data());
+    CHECK(std::equal(D1.begin(), D1.end(), D.begin() + static_cast<std::ptrdiff_t>((M - 1) * K)));
+    auto s = random_vector<T>(M, 11), rs = s;
+    k::row_sum<N>(M, Y.data(), s.data(), true);
+    ref::row_sum(M, N, Y.data(), rs.data(), true);
+    check_near(s, rs, N);
+  }
+}
 template <class T> void dot_cases() {
   dot_case<T, 1, 1>();
   dot_case<T, 3, 17>();
@@ -88,6 +115,7 @@ template <class T> void dot_cases() {
 
 TEST_CASE_TEMPLATE("gemm_bcast and column_sum match the reference", T, float, double) {
   gemm_cases<T, 1>();
+  gemm_cases<T, 120>();  // one or two rows: the single-vector columns together
   gemm_cases<T, 3>();
   gemm_cases<T, 16>();
   gemm_cases<T, 17>();
@@ -97,6 +125,15 @@ TEST_CASE_TEMPLATE("gemm_bcast and column_sum match the reference", T, float, do
 }
 
 TEST_CASE_TEMPLATE("gemm_dot matches the reference", T, float, double) { dot_cases<T>(); }
+
+TEST_CASE_TEMPLATE("gemm_nt and row_sum match the reference", T, float, double) {
+  nt_case<T, 1, 1>();
+  nt_case<T, 3, 17>();
+  nt_case<T, 25, 784>();
+  nt_case<T, 150, 100>();
+  nt_case<T, 7, 33>();
+  nt_case<T, 5, 67>();
+}
 
 TEST_CASE("the kernel comparison detects a wrong result") {
   // Guard against a comparison that cannot fail: perturb one element and expect a difference.
@@ -129,4 +166,22 @@ TEST_CASE("threads: the same results, bitwise, on one thread and on several") {
   std::vector<float> r(64 * 256);
   ref::gemm_bcast(64, 784, 256, A.data(), 784, 1, B.data(), r.data(), false);
   check_near(c2, r, 784);
+}
+
+TEST_CASE_TEMPLATE("gemm_bcast: a row's result does not depend on how many rows there are", T,
+                   float, double) {
+  auto check = [](auto n_tag) {
+    constexpr std::size_t N = decltype(n_tag)::value, K = 300, M = 17;
+    const auto A = random_vector<T>(M * K, 12), B = random_vector<T>(K * N, 13);
+    std::vector<T> all(M * N);
+    k::gemm_bcast<N>(M, K, A.data(), K, 1, B.data(), all.data(), false);
+    for (std::size_t rows : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{6}}) {
+      std::vector<T> some(rows * N);
+      k::gemm_bcast<N>(rows, K, A.data() + K, K, 1, B.data(), some.data(), false);  // from row 1
+      CHECK(std::equal(some.begin(), some.end(), all.begin() + N));
+    }
+  };
+  check(std::integral_constant<std::size_t, 120>{});
+  check(std::integral_constant<std::size_t, 17>{});
+  check(std::integral_constant<std::size_t, 104>{});
 }

@@ -153,6 +153,27 @@ TEST_CASE("no heap allocation inside a training or inference step") {
   CHECK(graft_test::allocations.load() > after);
 }
 
+TEST_CASE("no heap allocation inside a LeNet (conv, pooling) training or inference step") {
+  using lenet = g::stack<g::input<1, 28, 28>, g::conv2d<6, 5, g::pad<2>>, g::relu, g::max_pool<2>,
+                         g::conv2d<16, 5>, g::relu, g::max_pool<2>, g::flatten, g::dense<120>,
+                         g::relu, g::dense<84>, g::relu>;
+  using net_t = g::model<lenet, g::classifier<10>>;
+  auto net = g::make_model<net_t>(g::seed{1});
+  auto t = std::make_unique<g::trainer<net_t, 8, g::sgd>>(*net, g::sgd{});
+  auto r = std::make_unique<g::runner<net_t, 8>>();
+  g::splitmix64 rng(2);
+  for (std::size_t i = 0; i < 8 * 784; ++i)
+    t->input()[i] = r->input()[i] = static_cast<float>(rng.uniform01());
+  std::int32_t y[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  t->step(y, 8);  // warm-up
+  r->forward(*net, 8);
+  const long before = graft_test::allocations.load();
+  for (int s = 0; s < 3; ++s) t->step(y, 8);
+  r->forward(*net, 8);
+  r->forward(*net, 1);
+  CHECK(graft_test::allocations.load() - before == 0);
+}
+
 TEST_CASE("NaN or infinity stops training with a clear error") {
   auto ds = synthetic(64, 1);
   ds.features[7] = std::nanf("");

@@ -41,5 +41,14 @@ void column_sum(std::size_t M, std::size_t N, const T* Y, T* out, bool accumulat
   }
 }
 
+/// out[m] (+)= sum_n Y[m][n]  (row sums of an M x N matrix).
+template <class T> void row_sum(std::size_t M, std::size_t N, const T* Y, T* out, bool accumulate) {
+  for (std::size_t m = 0; m < M; ++m) {
+    T s = accumulate ? out[m] : T(0);
+    for (std::size_t n = 0; n < N; ++n) s += Y[m * N + n];
+    out[m] = s;
+  }
+}
+
 }  // namespace kernels::reference
 GRAFT_END_NAMESPACE

@@ -3,9 +3,12 @@
 #pragma once
 #include <array>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstring>
 #include <string>
+
+#include <xsimd/xsimd.hpp>
 
 #include "graft/layers/layer.hpp"
 
@@ -13,7 +16,18 @@ GRAFT_BEGIN_NAMESPACE
 
 namespace detail {
 // Fn gives f(x) and f'(x) expressed through the output y = f(x) (relu, tanh, sigmoid all can).
+// Fn may also give batch versions (f_batch, df_batch, bitwise the same as the scalar ones): the
+// layer then runs whole SIMD vectors without branches (a sign-dependent branch per element
+// mispredicts half the time), and the scalar functions take the tail.
+template <class Fn, class B>
+concept has_batch_fn = requires(B b) {
+  { Fn::f_batch(b) } -> std::same_as<B>;
+  { Fn::df_batch(b) } -> std::same_as<B>;
+};
 template <class T, class In, class Fn> class elementwise_layer : public without_parameters<T> {
+  using batch = xsimd::batch<T>;
+  static constexpr bool vectorised = has_batch_fn<Fn, batch>;
+
  public:
   using scalar = T;
   using input_shape = In;
@@ -24,13 +38,22 @@ template <class T, class In, class Fn> class elementwise_layer : public without_
 
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     const std::size_t n = rows * size;
-    for (std::size_t i = 0; i < n; ++i) y[i] = Fn::f(x[i]);
+    std::size_t i = 0;
+    if constexpr (vectorised)
+      for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
+        Fn::f_batch(batch::load_unaligned(x + i)).store_unaligned(y + i);
+    for (; i < n; ++i) y[i] = Fn::f(x[i]);
   }
   template <bool InputGrad, unsigned> void backward(const T* /*x*/, const T* y, const T* dy, T* dx,
                                                     T* const*, std::size_t rows) const noexcept {
     if constexpr (InputGrad) {
       const std::size_t n = rows * size;
-      for (std::size_t i = 0; i < n; ++i) dx[i] = dy[i] * Fn::df_from_y(y[i]);
+      std::size_t i = 0;
+      if constexpr (vectorised)
+        for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
+          (batch::load_unaligned(dy + i) * Fn::df_batch(batch::load_unaligned(y + i)))
+              .store_unaligned(dx + i);
+      for (; i < n; ++i) dx[i] = dy[i] * Fn::df_from_y(y[i]);
     }
   }
 };
@@ -46,6 +69,8 @@ struct relu_fn {
   // NaN propagates (x < 0 is false for NaN), as in PyTorch: a NaN input is not silently zeroed.
   template <class T> static T f(T x) noexcept { return x < T(0) ? T(0) : x; }
   template <class T> static T df_from_y(T y) noexcept { return y > T(0) ? T(1) : T(0); }
+  template <class B> static B f_batch(B x) noexcept { return xsimd::select(x < B(0), B(0), x); }
+  template <class B> static B df_batch(B y) noexcept { return xsimd::select(y > B(0), B(1), B(0)); }
 };
 // The slope is Num/Den: integers, because clang 14 does not take floating-point template
 // arguments.
@@ -60,6 +85,14 @@ template <std::size_t Num, std::size_t Den> struct leaky_relu_fn {
   template <class T> static T f(T x) noexcept { return x < T(0) ? static_cast<T>(slope) * x : x; }
   template <class T> static T df_from_y(T y) noexcept {
     return y > T(0) ? T(1) : static_cast<T>(slope);
+  }
+  template <class B> static B f_batch(B x) noexcept {
+    using T = typename B::value_type;
+    return xsimd::select(x < B(0), B(static_cast<T>(slope)) * x, x);
+  }
+  template <class B> static B df_batch(B y) noexcept {
+    using T = typename B::value_type;
+    return xsimd::select(y > B(0), B(T(1)), B(static_cast<T>(slope)));
   }
 };
 struct tanh_fn {
