@@ -60,7 +60,8 @@ BENCHMARK(BM_step<g::freeze::first<2>, false, 1>)->Name("W4_finetune_frozen2_bat
 BENCHMARK(BM_step<g::freeze::first<2>, true, 1>)->Name("W4_finetune_frozen2_cached_batch64");
 
 // W3: the LeNet-5-like CNN, training step (batch 64) and batch-1 inference.
-void BM_W3_lenet_train_step(benchmark::State& state) {
+template <int Threads> void BM_W3_lenet_train_step(benchmark::State& state) {
+  threads_scope threads(Threads);
   auto net = g::make_model<lenet_t>(g::seed{0});
   auto t =
       std::make_unique<g::trainer<lenet_t, 64, opt_t>>(*net, opt_t{.lr = 0.01f, .momentum = 0.9f});
@@ -70,7 +71,8 @@ void BM_W3_lenet_train_step(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(t->step(y.data(), 64));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 64);
 }
-BENCHMARK(BM_W3_lenet_train_step)->Name("W3_lenet_train_step_batch64");
+BENCHMARK(BM_W3_lenet_train_step<1>)->Name("W3_lenet_train_step_batch64");
+BENCHMARK(BM_W3_lenet_train_step<2>)->Name("W3_lenet_train_step_batch64_threads2");
 
 template <class Net, std::size_t B> void BM_inference(benchmark::State& state) {
   auto net = g::make_model<Net>(g::seed{0});

@@ -9,6 +9,7 @@
 #include <graft/kernels/gemm.hpp>
 #include <graft/kernels/parallel.hpp>
 #include <graft/kernels/reference.hpp>
+#include <graft/layers/conv2d.hpp>
 #include <graft/random/random.hpp>
 
 namespace k = graft::kernels;
@@ -184,4 +185,39 @@ TEST_CASE_TEMPLATE("gemm_bcast: a row's result does not depend on how many rows 
   check(std::integral_constant<std::size_t, 120>{});
   check(std::integral_constant<std::size_t, 17>{});
   check(std::integral_constant<std::size_t, 104>{});
+}
+
+TEST_CASE("threads: convolution forward and backward, bitwise the same on one thread and two") {
+  // LeNet's two convolutions (direct forward + gemm_nt weight gradient; transposed weight
+  // gradient) and a ResNet 3x3 convolution with padded rows (14 x 14 = 196 columns)
+  auto check = [](auto tag) {
+    using L = typename decltype(tag)::type;
+    constexpr std::size_t B = 9, in = L::input_shape::size, out = L::output_shape::size;
+    graft::splitmix64 rng(5);
+    auto l = std::make_unique<L>();
+    l->init(rng);
+    const auto x = random_vector<float>(B * in, 21), dy = random_vector<float>(B * out, 22);
+    auto run = [&](int threads) {
+      graft::parallel::set_threads(threads);
+      std::vector<float> y(B * out), dx(B * in), dw(L::params[0].size),
+          db(L::params.size() > 1 ? L::params[1].size : 1);
+      float* grads[2] = {dw.data(), db.data()};
+      l->forward(x.data(), y.data(), B);
+      l->template backward<true, (1U << L::params.size()) - 1U>(x.data(), y.data(), dy.data(),
+                                                                dx.data(), grads, B);
+      graft::parallel::set_threads(1);
+      y.insert(y.end(), dx.begin(), dx.end());
+      y.insert(y.end(), dw.begin(), dw.end());
+      y.insert(y.end(), db.begin(), db.end());
+      return y;
+    };
+    CHECK(run(1) == run(2));
+  };
+  check(std::type_identity<
+        graft::conv2d<6, 5, graft::pad<2>>::bind<float, graft::shape<1, 28, 28>>>{});
+  check(std::type_identity<graft::conv2d<16, 5>::bind<float, graft::shape<6, 14, 14>>>{});
+  check(std::type_identity<graft::conv2d<16, 3, graft::pad<1>,
+                                         graft::no_bias>::bind<float, graft::shape<16, 14, 14>>>{});
+  check(std::type_identity<graft::conv2d<32, 3, graft::pad<1>, graft::stride<2>,
+                                         graft::no_bias>::bind<float, graft::shape<16, 14, 14>>>{});
 }

@@ -139,19 +139,22 @@ def main():
             row += f" {fmt_value(p, kind)} | {ratio} |"
         lines.append(row)
     extra = [("W4_finetune_frozen2_cached_batch64", "W4 fine-tune, 2 frozen, features cached", "rate"),
-             ("W1_train_step_batch64_threads2", "W1 training step, 2 threads", "rate")]
+             ("W1_train_step_batch64_threads2", "W1 training step, 2 threads", "rate"),
+             ("W3_lenet_train_step_batch64_threads2", "W3 LeNet training step, 2 threads", "rate")]
     for name, label, kind in extra:
         g = graft.get(name)
         row = f"| {label} | {fmt_value(g, kind)} |"
         for key, _ in present:
-            base = "W4_finetune_frozen2_batch64" if name.startswith("W4") else "W1_train_step_batch64"
+            base = {"W4": "W4_finetune_frozen2_batch64", "W1": "W1_train_step_batch64",
+                    "W3": "W3_lenet_train_step_batch64"}[name[:2]]
             p = peers[key].get(base)
             ratio = "-" if (g is None or p is None) else f"{p['seconds'] / g['seconds']:.2f}×"
             row += f" {fmt_value(p, kind)} | {ratio} |"
         lines.append(row)
-    if "W1_train_step_batch64_threads2" in graft and "W1_train_step_batch64" in graft:
-        s = graft["W1_train_step_batch64"]["seconds"] / graft["W1_train_step_batch64_threads2"]["seconds"]
-        lines += ["", f"graft W1 with 2 threads / 1 thread: {s:.2f}×"]
+    for w, one in [("W1", "W1_train_step_batch64"), ("W3", "W3_lenet_train_step_batch64")]:
+        if one + "_threads2" in graft and one in graft:
+            s = graft[one]["seconds"] / graft[one + "_threads2"]["seconds"]
+            lines += ["", f"graft {w} with 2 threads / 1 thread: {s:.2f}×"]
 
     peak = graft.get("W5_fma_peak", {}).get("gflops")
     if peak:

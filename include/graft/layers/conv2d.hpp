@@ -14,6 +14,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "graft/kernels/gemm.hpp"
+#include "graft/kernels/parallel.hpp"
 #include "graft/layers/init.hpp"
 #include "graft/layers/layer.hpp"
 #include "graft/tensor/tensor.hpp"
@@ -76,66 +77,75 @@ class conv2d_layer {
       bias.fill(T(0));
   }
 
+  /// Samples are independent: with threads (parallel.hpp) they are split between them, each
+  /// with its own per-thread buffers; every sample's result is the same either way.
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
-    if constexpr (direct) {
-      for (std::size_t r = 0; r < rows; ++r)
-        direct_forward(x + r * input_shape::size, y + r * output_shape::size);
-      return;
-    }
-    T* col = col_buffer();
-    T* pad = pad_buffer();
-    for (std::size_t r = 0; r < rows; ++r) {
-      im2col(x + r * input_shape::size, col);
-      T* yr = y + r * output_shape::size;
-      T* out = padded ? pad : yr;  // the product runs over HWOP columns
-      for (std::size_t f = 0; f < F; ++f)
-        for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
-      kernels::gemm_bcast<HWOP>(F, CKK, weight.data(), CKK, 1, col, out, true);
-      if constexpr (padded)
-        for (std::size_t f = 0; f < F; ++f) copy(pad + f * HWOP, yr + f * HWO, HWO);
-    }
+    parallel::for_range(rows, 2, [&](std::size_t begin, std::size_t end) {
+      if constexpr (direct) {
+        for (std::size_t r = begin; r < end; ++r)
+          direct_forward(x + r * input_shape::size, y + r * output_shape::size);
+      } else {
+        T* col = col_buffer();
+        T* pad = pad_buffer();
+        for (std::size_t r = begin; r < end; ++r) {
+          im2col(x + r * input_shape::size, col, 0, CKK);
+          T* yr = y + r * output_shape::size;
+          T* out = padded ? pad : yr;  // the product runs over HWOP columns
+          for (std::size_t f = 0; f < F; ++f)
+            for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
+          kernels::gemm_bcast<HWOP>(F, CKK, weight.data(), CKK, 1, col, out, true);
+          if constexpr (padded)
+            for (std::size_t f = 0; f < F; ++f) copy(pad + f * HWOP, yr + f * HWO, HWO);
+        }
+      }
+    });
   }
 
+  /// With threads: the input gradient splits the samples; the weight gradient, a sum over the
+  /// samples, splits the rows of dW^T (each thread builds only its rows of every sample's im2col
+  /// matrix), so every element is summed in the same order as on one thread.
   template <bool InputGrad, unsigned GradMask> void backward(const T* x, const T* /*y*/,
                                                              const T* dy, T* dx, T* const* grads,
                                                              std::size_t rows) const noexcept {
     constexpr bool weight_grad = (GradMask & 1U) != 0;
     constexpr bool bias_grad = Bias && (GradMask & 2U) != 0;
-    T* col = col_buffer();
-    T* pad = pad_buffer();
-    for (std::size_t r = 0; r < rows; ++r) {
-      const T* dyr = dy + r * output_shape::size;
-      if constexpr (padded) {  // dy_r with rows of HWOP, zeros in the padding
-        for (std::size_t f = 0; f < F; ++f) {
-          copy(dyr + f * HWO, pad + f * HWOP, HWO);
-          for (std::size_t i = HWO; i < HWOP; ++i) pad[f * HWOP + i] = T(0);
+    if constexpr (InputGrad)  // dcol[CKK x HWO] = W^T dy_r, then scattered back
+      parallel::for_range(rows, 2, [&](std::size_t begin, std::size_t end) {
+        T* dcol = dcol_buffer();
+        for (std::size_t r = begin; r < end; ++r) {
+          kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, padded_dy(dy, r), dcol, false);
+          col2im(dcol, dx + r * input_shape::size);
         }
-        dyr = pad;
-      }
-      if constexpr (weight_grad) {
-        im2col(x + r * input_shape::size, col);
-        if constexpr (transposed_weight_grad) {  // dW^T[CKK x F] += col_r * dy_r^T
-          T* dyt = dyt_buffer();
+      });
+    if constexpr (weight_grad && transposed_weight_grad) {  // dW^T[CKK x F] = sum_r col_r dy_r^T
+      parallel::for_range(CKK, 32, [&](std::size_t begin, std::size_t end) {
+        T* col = col_buffer();
+        T* dyt = dyt_buffer();
+        T* dwt = dwt_buffer();
+        for (std::size_t r = 0; r < rows; ++r) {
+          const T* dyr = padded_dy(dy, r);
           for (std::size_t f = 0; f < F; ++f)
             for (std::size_t i = 0; i < HWOP; ++i) dyt[i * F + f] = dyr[f * HWOP + i];
-          kernels::gemm_bcast<F>(CKK, HWOP, col, HWOP, 1, dyt, dwt_buffer(), r > 0);
-        } else {  // dW[F x CKK] += dy_r[F x HWO] * col_r^T
+          im2col(x + r * input_shape::size, col, begin, end);
+          kernels::gemm_bcast<F>(end - begin, HWOP, col + begin * HWOP, HWOP, 1, dyt,
+                                 dwt + begin * F, r > 0);
+        }
+        if (rows > 0)
+          for (std::size_t f = 0; f < F; ++f)
+            for (std::size_t i = begin; i < end; ++i) grads[0][f * CKK + i] = dwt[i * F + f];
+      });
+    }
+    if constexpr ((weight_grad && !transposed_weight_grad) || bias_grad) {
+      T* col = col_buffer();
+      for (std::size_t r = 0; r < rows; ++r) {
+        const T* dyr = padded_dy(dy, r);
+        if constexpr (weight_grad && !transposed_weight_grad) {  // dW[F x CKK] += dy_r col_r^T
+          im2col(x + r * input_shape::size, col, 0, CKK);
           kernels::gemm_nt<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
         }
-      }
-      if constexpr (bias_grad) kernels::row_sum<HWOP>(F, dyr, grads[1], r > 0);
-      if constexpr (InputGrad) {  // dcol[CKK x HWO] = W^T dy_r, then scattered back
-        T* dcol = dcol_buffer();
-        kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, dyr, dcol, false);
-        col2im(dcol, dx + r * input_shape::size);
+        if constexpr (bias_grad) kernels::row_sum<HWOP>(F, dyr, grads[1], r > 0);
       }
     }
-    if constexpr (weight_grad && transposed_weight_grad)
-      if (rows > 0) {
-        const T* dwt = dwt_buffer();
-        for (std::size_t f = 0; f < F; ++f)
-          for (std::size_t i = 0; i < CKK; ++i) grads[0][f * CKK + i] = dwt[i * F + f];
-      }
   }
 
  private:
@@ -260,6 +270,20 @@ class conv2d_layer {
     alignas(buffer_alignment) static thread_local T buffer[padded ? F * HWOP : 1];
     return buffer;
   }
+  // Sample r of dy with rows of HWOP (zeros past HWO): dy itself when HWO is whole vectors, else a
+  // copy in this thread's pad buffer.
+  static const T* padded_dy(const T* dy, std::size_t r) noexcept {
+    const T* dyr = dy + r * output_shape::size;
+    if constexpr (padded) {
+      T* pad = pad_buffer();
+      for (std::size_t f = 0; f < F; ++f) {
+        copy(dyr + f * HWO, pad + f * HWOP, HWO);
+        for (std::size_t i = HWO; i < HWOP; ++i) pad[f * HWOP + i] = T(0);
+      }
+      return pad;
+    }
+    return dyr;
+  }
   // Output columns ox whose input column ox * S + kx (padded coordinates) is inside the image:
   // [lo, hi).
   static constexpr std::size_t col_lo(std::size_t kx) noexcept {
@@ -279,11 +303,14 @@ class conv2d_layer {
     }
     for (; i < n; ++i) dst[i] += src[i];
   }
-  static void im2col(const T* x, T* col) noexcept {
+  // Rows [row_begin, row_end) of the im2col matrix of one image.
+  static void im2col(const T* x, T* col, std::size_t row_begin, std::size_t row_end) noexcept {
     for (std::size_t c = 0; c < C; ++c)
       for (std::size_t ky = 0; ky < K; ++ky)
         for (std::size_t kx = 0; kx < K; ++kx) {
-          T* row = col + ((c * K + ky) * K + kx) * HWOP;
+          const std::size_t index = (c * K + ky) * K + kx;
+          if (index < row_begin || index >= row_end) continue;
+          T* row = col + index * HWOP;
           const std::size_t lo = col_lo(kx), hi = col_hi(kx);
           for (std::size_t oy = 0; oy < HO; ++oy) {
             const std::size_t iy = oy * S + ky;  // padded coordinates
