@@ -11,6 +11,7 @@
 
 #include <graft/graft.hpp>
 
+#include "../examples/support/backbones.hpp"
 #include "support/alloc_counter.hpp"
 #include "support/blobs.hpp"
 #include "support/gradcheck.hpp"
@@ -182,6 +183,28 @@ template <class Policy> void check_whole_model() {
   CHECK(rep.failures == 0);
 }
 }  // namespace
+
+namespace {
+// The full-size backbones of the examples, in double: 16 entries of every parameter tensor.
+template <class Backbone> void check_full_size(std::size_t seed) {
+  using net_t = g::model<Backbone, g::classifier<10>, double>;
+  auto net = g::make_model<net_t>(g::seed{seed});
+  auto t = std::make_unique<g::trainer<net_t, 3, g::sgd>>(*net, g::sgd{});
+  g::splitmix64 rng(seed);
+  for (std::size_t i = 0; i < 3 * 784; ++i) t->input()[i] = rng.uniform(0, 1);
+  const std::int32_t y[3] = {3, 7, 1};
+  t->compute_gradients(y, 3);
+  const auto rep = graft_test::check_trainer(*net, *t, y, 3, 16);
+  INFO(rep.first_failure);
+  CHECK(rep.checked > 16 * 8);
+  CHECK(rep.failures == 0);
+}
+}  // namespace
+
+TEST_CASE("full-size LeNet and ResNet: gradients through the trainer match central differences") {
+  check_full_size<backbones::lenet>(1);
+  check_full_size<backbones::resnet>(2);
+}
 
 TEST_CASE("whole ResNet-like model: gradients through the trainer match central differences") {
   check_whole_model<g::freeze::none>();

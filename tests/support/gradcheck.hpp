@@ -98,16 +98,21 @@ grad_report check_layer(std::uint64_t seed = 1) {
 
 /// Compares the gradients a trainer computed in its last compute_gradients (on `rows` rows of its
 /// input and `targets`) with central differences of the mean loss, parameter by parameter.
-/// Frozen tensors have no gradient buffer and are skipped.
+/// Frozen tensors have no gradient buffer and are skipped. per_tensor > 0 checks that many
+/// entries of each tensor, evenly spaced, first and last included (for full-size models).
 template <class Net, class Trainer, class Target>
-grad_report check_trainer(Net& net, Trainer& t, const Target* targets, std::size_t rows) {
+grad_report check_trainer(Net& net, Trainer& t, const Target* targets, std::size_t rows,
+                          std::size_t per_tensor = 0) {
   const double h = 1e-6;
   grad_report rep;
   net.for_each_parameter(
       [&](std::size_t layer, std::size_t j, graft::role, double* p, std::size_t n) {
         const double* grad = t.gradient(layer, j);
         if (grad == nullptr) return;
-        for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t count =
+            per_tensor == 0 || per_tensor >= n ? n : (per_tensor < 2 ? 2 : per_tensor);
+        for (std::size_t c = 0; c < count; ++c) {
+          const std::size_t i = count == n ? c : c * (n - 1) / (count - 1);
           const double old = p[i];
           p[i] = old + h;
           t.forward(rows);
