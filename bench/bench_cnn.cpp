@@ -8,7 +8,7 @@
 
 #include <graft/graft.hpp>
 
-#include "support/backbones.hpp"
+#include "../examples/support/backbones.hpp"
 
 namespace g = graft;
 using resnet_t = g::model<backbones::resnet, g::classifier<10>>;

@@ -12,15 +12,14 @@
 
 #include <graft/graft.hpp>
 
+#include "../examples/support/backbones.hpp"
+
 namespace g = graft;
 
 using mlp =
     g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using net_t = g::model<mlp, g::classifier<10>>;
-using lenet = g::stack<g::input<1, 28, 28>, g::conv2d<6, 5, g::pad<2>>, g::relu, g::max_pool<2>,
-                       g::conv2d<16, 5>, g::relu, g::max_pool<2>, g::flatten, g::dense<120>,
-                       g::relu, g::dense<84>, g::relu>;
-using lenet_t = g::model<lenet, g::classifier<10>>;
+using lenet_t = g::model<backbones::lenet, g::classifier<10>>;
 using opt_t = g::sgd;
 
 namespace {
