@@ -162,12 +162,12 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     // input upwards (backward reads them). A frozen prefix below it runs forward only, so its
     // outputs share two ping-pong regions.
     l.act[0] = take(Batch * plan::sizes[0]);
-    std::size_t prefix_widest = 0;
+    std::array<std::size_t, 2> prefix_widest{};  // odd and even outputs of the prefix
     for (std::size_t i = 1; i < lowest_trainable; ++i)
-      prefix_widest = std::max(prefix_widest, plan::sizes[i]);
-    if (prefix_widest > 0) {
-      const std::size_t ping = take(Batch * prefix_widest), pong = take(Batch * prefix_widest);
-      for (std::size_t i = 1; i < lowest_trainable; ++i) l.act[i] = i % 2 == 1 ? ping : pong;
+      prefix_widest[i % 2] = std::max(prefix_widest[i % 2], plan::sizes[i]);
+    if (prefix_widest[1] > 0) {
+      const std::size_t odd = take(Batch * prefix_widest[1]), even = take(Batch * prefix_widest[0]);
+      for (std::size_t i = 1; i < lowest_trainable; ++i) l.act[i] = i % 2 == 1 ? odd : even;
     }
     for (std::size_t i = std::max<std::size_t>(1, lowest_trainable); i <= L; ++i)
       l.act[i] = take(Batch * plan::sizes[i]);
