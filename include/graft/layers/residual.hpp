@@ -341,18 +341,14 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
   };
   static constexpr layout_t train_layout(std::size_t rows) noexcept {
     layout_t l{};
-    std::size_t at = 0;
-    auto take = [&](std::size_t n) {
-      const std::size_t where = at;
-      at += aligned_count<T>(n);
-      return where;
-    };
+    region_cursor<T> cursor;
+    auto take = [&](std::size_t n) { return cursor.take(n); };
     for (std::size_t k = 0; k < N; ++k) l.act[k] = take(rows * tables.out_size[k]);
     for (auto& dd : l.delta) dd = take(rows * tables.widest);
     l.dskip = take(NS > 0 ? rows * In::size : 0);
     meta::static_for<N>(
         [&](auto k) { l.ws[k] = take(detail::training_workspace_of<inner_type<k>>(rows)); });
-    l.total = at;
+    l.total = cursor.at;
     return l;
   }
 

@@ -38,4 +38,15 @@ template <class T> constexpr std::size_t aligned_count(std::size_t n) noexcept {
   return (n + per - 1) / per * per;
 }
 
+/// Lays out aligned regions one after the other while compiling (offsets in elements of T).
+template <class T> struct region_cursor {
+  std::size_t at = 0;
+  /// The offset of a new region of n elements.
+  constexpr std::size_t take(std::size_t n) noexcept {
+    const std::size_t where = at;
+    at += aligned_count<T>(n);
+    return where;
+  }
+};
+
 GRAFT_END_NAMESPACE

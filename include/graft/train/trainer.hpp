@@ -48,21 +48,27 @@ template <class M> struct model_plan {
     return p;
   }();
 
-  template <class Policy> static constexpr std::array<unsigned, L> grad_masks = [] {
-    std::array<unsigned, L> masks{};
+  /// What a policy is told about each layer (meaningful for layers with parameters).
+  static constexpr std::array<freeze::layer_info, L> infos = [] {
+    std::array<freeze::layer_info, L> info{};
     std::size_t backbone_parametric = 0;
     for (std::size_t i = 0; i + 1 < L; ++i) backbone_parametric += param_tensors[i] > 0 ? 1 : 0;
     std::size_t ordinal = 0;
+    for (std::size_t i = 0; i < L; ++i) {
+      info[i] = {i, ordinal, backbone_parametric, i == L - 1};
+      ordinal += param_tensors[i] > 0 ? 1 : 0;
+    }
+    return info;
+  }();
+
+  template <class Policy> static constexpr std::array<unsigned, L> grad_masks = [] {
+    std::array<unsigned, L> masks{};
     meta::static_for<L>([&](auto i) {
       using Layer = typename M::template layer_type<i>;
       static_assert(Layer::params.size() <= max_params_per_layer,
                     "graft: a layer has more parameter tensors than detail::max_params_per_layer");
-      if constexpr (Layer::params.size() > 0) {
-        const freeze::layer_info info{i, ordinal, backbone_parametric, i == L - 1};
-        for (std::size_t j = 0; j < Layer::params.size(); ++j)
-          if (Policy::trains(info, Layer::params[j].kind)) masks[i] |= 1U << j;
-        ++ordinal;
-      }
+      for (std::size_t j = 0; j < Layer::params.size(); ++j)
+        if (Policy::trains(infos[i], Layer::params[j].kind)) masks[i] |= 1U << j;
     });
     return masks;
   }();
@@ -72,17 +78,9 @@ template <class M> struct model_plan {
   /// freeze statistics.
   template <class Policy> static constexpr std::array<bool, L> batch_stats = [] {
     std::array<bool, L> b{};
-    std::size_t backbone_parametric = 0;
-    for (std::size_t i = 0; i + 1 < L; ++i) backbone_parametric += param_tensors[i] > 0 ? 1 : 0;
-    std::size_t ordinal = 0;
     meta::static_for<L>([&](auto i) {
-      using Layer = typename M::template layer_type<i>;
-      if constexpr (Layer::params.size() > 0) {
-        const freeze::layer_info info{i, ordinal, backbone_parametric, i == L - 1};
-        b[i] = has_statistics_v<Layer> && grad_masks<Policy>[i] != 0 &&
-               freeze::updates_statistics<Policy>(info);
-        ++ordinal;
-      }
+      b[i] = has_statistics_v<typename M::template layer_type<i>> && grad_masks<Policy>[i] != 0 &&
+             freeze::updates_statistics<Policy>(infos[i]);
     });
     return b;
   }();
@@ -152,12 +150,8 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   };
   static constexpr layout_t make_layout() {
     layout_t l{};
-    std::size_t at = 0;
-    auto take = [&](std::size_t n) {
-      const std::size_t where = at;
-      at += aligned_count<T>(n);
-      return where;
-    };
+    region_cursor<T> cursor;
+    auto take = [&](std::size_t n) { return cursor.take(n); };
     // Activations: the input, then one region per layer output from the lowest trainable layer's
     // input upwards (backward reads them). A frozen prefix below it runs forward only, so its
     // outputs share two ping-pong regions.
@@ -190,7 +184,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
       for (std::size_t i = 0; i < L; ++i)
         for (std::size_t j = 0; j < plan::param_tensors[i]; ++j)
           if (trains(i, j)) l.state[s][i][j] = take(psize[i][j]);
-    l.total = at;
+    l.total = cursor.at;
     return l;
   }
 
