@@ -9,6 +9,7 @@
 
 #include <graft/graft.hpp>
 
+#include "support/blobs.hpp"
 #include "support/gradcheck.hpp"
 
 namespace g = graft;
@@ -231,16 +232,7 @@ TEST_CASE(
   using backbone = g::stack<g::input<2, 3>, g::flatten, g::dense<16>, g::relu, g::dropout<20>,
                             g::dense<8>, g::relu>;
   using net_t = g::model<backbone, g::classifier<3>>;
-  g::splitmix64 rng(5);
-  std::vector<float> x(240 * 6);
-  std::vector<std::int32_t> y(240);
-  for (std::size_t i = 0; i < 240; ++i) {
-    y[i] = static_cast<std::int32_t>(rng.below(3));
-    for (std::size_t d = 0; d < 6; ++d)
-      x[i * 6 + d] = static_cast<float>((d % 3 == static_cast<std::size_t>(y[i]) ? 1.0 : 0.0) +
-                                        0.3 * rng.normal());
-  }
-  const auto ds = g::data::make_classification("blobs", {2, 3}, x, y, 3);
+  const auto ds = graft_test::blobs(240, {2, 3}, 5);
   auto net = g::make_model<net_t>(g::seed{1});
   g::pretrain(*net, ds, g::sgd{.lr = 0.1f, .momentum = 0.9f}, g::epochs{10}, g::batch<16>);
   const auto e1 = g::evaluate(*net, ds), e2 = g::evaluate(*net, ds);

@@ -90,21 +90,25 @@ torch::optim::SGD make_sgd(std::vector<torch::Tensor> params) {
                            torch::optim::SGDOptions(peers::kLr).momentum(peers::kMomentum));
 }
 
-void BM_W1_train_step_batch64(benchmark::State& state) {
-  constexpr int B = peers::kTrainBatch;
-  torch::manual_seed(0);
-  Mlp net;
+// A full training step (SGD momentum, cross-entropy) of Net on the rows of x, as many times as
+// the benchmark asks.
+template <class Net> void train_steps(benchmark::State& state, Net& net, const torch::Tensor& x) {
   auto opt = make_sgd(net->parameters());
-  const auto x = inputs(B, peers::kSeedTrain);
-  const auto y = labels(B);
+  const auto y = labels(static_cast<int>(x.size(0)));
   for (auto _ : state) {
     opt.zero_grad();
     auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
     loss.backward();
     opt.step();
-    benchmark::DoNotOptimize(loss.item<float>());
+    benchmark::DoNotOptimize(loss.template item<float>());
   }
-  peers::set_samples(state, B);
+  peers::set_samples(state, x.size(0));
+}
+
+void BM_W1_train_step_batch64(benchmark::State& state) {
+  torch::manual_seed(0);
+  Mlp net;
+  train_steps(state, net, inputs(peers::kTrainBatch, peers::kSeedTrain));
 }
 
 void BM_W4_finetune_frozen2_batch64(benchmark::State& state) {
@@ -132,20 +136,9 @@ void BM_W4_finetune_frozen2_batch64(benchmark::State& state) {
 }
 
 void BM_W3_lenet_train_step_batch64(benchmark::State& state) {
-  constexpr int B = peers::kTrainBatch;
   torch::manual_seed(0);
   Lenet net;
-  auto opt = make_sgd(net->parameters());
-  const auto x = images(B, peers::kSeedTrain);
-  const auto y = labels(B);
-  for (auto _ : state) {
-    opt.zero_grad();
-    auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
-    loss.backward();
-    opt.step();
-    benchmark::DoNotOptimize(loss.item<float>());
-  }
-  peers::set_samples(state, B);
+  train_steps(state, net, images(peers::kTrainBatch, peers::kSeedTrain));
 }
 
 template <int B> void BM_W2_inference(benchmark::State& state) {

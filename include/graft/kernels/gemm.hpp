@@ -10,6 +10,7 @@
 //   row_sum    : the sum of each row (conv bias gradient).
 #pragma once
 #include <cstddef>
+#include <utility>
 
 #include <xsimd/xsimd.hpp>
 
@@ -45,8 +46,8 @@ inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t c
     for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * LDC + n + v * W);
 }
 
-// Every row of C in blocks of 6 (a remainder of 1..5 rows gets its own instantiation) for the
-// column strip [n, n + V*W).
+// Every row of C in blocks of R rows (R = 6, 3 or 1 by the strip's width; a remainder gets its
+// own instantiation) for the column strip [n, n + V*W).
 template <std::size_t V, std::size_t LDB, std::size_t LDC, class Arch, class T>
 inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                         const T* B, T* C, std::size_t n, bool accumulate) noexcept {
@@ -57,38 +58,13 @@ inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs
   const std::size_t rest = I - i;
   A += i * rs;
   C += i * LDC;
-  if constexpr (R == 6) {
-    switch (rest) {
-      case 5:
-        bcast_panel<5, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
-        break;
-      case 4:
-        bcast_panel<4, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
-        break;
-      case 3:
-        bcast_panel<3, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
-        break;
-      case 2:
-        bcast_panel<2, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
-        break;
-      case 1:
-        bcast_panel<1, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
-        break;
-      default:
-        break;
-    }
-  } else {
-    switch (rest) {
-      case 2:
-        bcast_panel<2, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
-        break;
-      case 1:
-        bcast_panel<1, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate);
-        break;
-      default:
-        break;
-    }
+  // the remainder (1 .. R-1 rows) by its own instantiation, chosen by a fold
+  [&]<std::size_t... Q>(std::index_sequence<Q...>) {
+    ((rest == Q + 1 ? bcast_panel<Q + 1, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate)
+                    : void()),
+     ...);
   }
+  (std::make_index_sequence<R - 1>{});
 }
 
 // Columns of one block of P: strips [s0, s1) of V vectors; with tails, also the columns after

@@ -123,9 +123,11 @@ class conv2d_layer {
         T* dyt = dyt_buffer();
         T* dwt = dwt_buffer();
         for (std::size_t r = 0; r < rows; ++r) {
-          const T* dyr = padded_dy(dy, r);
-          for (std::size_t f = 0; f < F; ++f)
-            for (std::size_t i = 0; i < HWOP; ++i) dyt[i * F + f] = dyr[f * HWOP + i];
+          const T* dyr = dy + r * output_shape::size;  // transposed straight from dy, zero-padded
+          for (std::size_t f = 0; f < F; ++f) {
+            for (std::size_t i = 0; i < HWO; ++i) dyt[i * F + f] = dyr[f * HWO + i];
+            for (std::size_t i = HWO; i < HWOP; ++i) dyt[i * F + f] = T(0);
+          }
           im2col(x + r * input_shape::size, col, begin, end);
           kernels::gemm_bcast<F>(end - begin, HWOP, col + begin * HWOP, HWOP, 1, dyt,
                                  dwt + begin * F, r > 0);

@@ -403,8 +403,10 @@ template <class... Specs> struct residual {
       typename detail::chain_of<In, typename args::block>::type::output_shape;
   /// Whether the bound block keeps statistics (has a batch norm): the inferred projection then
   /// gets one too.
-  template <class T, class In> static constexpr bool block_has_statistics =
-      residual_layer<T, In, typename args::block, meta::type_list<>>::has_statistics;
+  template <class T, class In>
+  static constexpr bool block_has_statistics = []<class... L>(layer_pack<L...>*) {
+    return (detail::has_statistics_v<L> || ...);
+  }(static_cast<typename detail::bound_list<T, In, typename args::block>::layers*>(nullptr));
   template <class T, class In> using bind = residual_layer<
       T, In, typename args::block,
       typename detail::shortcut_of<In, args, block_output<In>, block_has_statistics<T, In>>::specs>;
