@@ -2,9 +2,12 @@
 // direct scalar convolution, gradient checks in double, max-pool ties, and a whole small CNN.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include <graft/graft.hpp>
@@ -410,4 +413,49 @@ TEST_CASE(
   check(std::type_identity<g::conv2d<6, 5, g::pad<2>>::bind<float, g::shape<1, 28, 28>>>{}, 5, 2);
   check(std::type_identity<g::conv2d<8, 3, g::pad<1>>::bind<float, g::shape<3, 7, 5>>>{}, 3, 1);
   check(std::type_identity<g::conv2d<5, 3>::bind<float, g::shape<2, 9, 6>>>{}, 3, 0);
+}
+
+TEST_CASE("fused activations: runner and trainer give what the layers give one by one, bitwise") {
+  // LeNet: conv+relu (direct forward and im2col) and dense+relu pairs are fused; the reference
+  // calls every layer's own forward, relu included.
+  using net_t = g::model<lenet, g::classifier<10>>;
+  using plan = g::detail::model_plan<net_t>;
+  static_assert(plan::fused == std::array<bool, 12>{true, false, false, true, false, false, false,
+                                                    true, false, true, false, false});
+  constexpr std::size_t B = 5;
+  auto net = g::make_model<net_t>(g::seed{8});
+  g::splitmix64 rng(9);
+  std::vector<float> x(B * 784);
+  for (auto& v : x) v = static_cast<float>(rng.uniform(-1.0, 1.0));
+
+  std::vector<std::vector<float>> act(net_t::layer_count + 1);
+  act[0] = x;
+  g::meta::static_for<net_t::layer_count>([&](auto i) {
+    act[i + 1].resize(B * plan::sizes[i + 1]);
+    net->template layer<i>().forward(act[i].data(), act[i + 1].data(), B);
+  });
+  const auto& logits = act[net_t::layer_count];
+
+  auto r = std::make_unique<g::runner<net_t, B>>();
+  std::copy(x.begin(), x.end(), r->input());
+  const float* out = r->forward(*net, B);
+  CHECK(std::equal(logits.begin(), logits.end(), out));
+
+  using tr_t = g::trainer<net_t, B, g::sgd>;
+  auto t = std::make_unique<tr_t>(*net, g::sgd{});
+  std::copy(x.begin(), x.end(), t->input());
+  t->forward(B);
+  CHECK(std::equal(logits.begin(), logits.end(), t->output()));
+  // every activation the pass writes: all but the pre-activations of fused pairs
+  for (std::size_t i = 1; i <= net_t::layer_count; ++i)
+    if (!plan::fused[i - 1]) {
+      CAPTURE(i);
+      CHECK(std::equal(act[i].begin(), act[i].end(), t->activation(i)));
+    }
+  // a pass that stops between a layer and its activation writes the pre-activation
+  t->forward(B, 0, 8);
+  CHECK(std::equal(act[8].begin(), act[8].end(), t->activation(8)));
+  // and one that starts at the activation applies it alone
+  t->forward(B, 8);
+  CHECK(std::equal(logits.begin(), logits.end(), t->output()));
 }

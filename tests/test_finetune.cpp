@@ -3,6 +3,7 @@
 // caching (same results, fewer forward calls), runtime strategies and schedules.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <map>
 #include <vector>
 
@@ -28,6 +29,10 @@ template <std::size_t Id, class T, std::size_t K, std::size_t N> struct counted_
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     counts[Id].forward_rows += rows;
     base::forward(x, y, rows);
+  }
+  template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows) const noexcept {
+    counts[Id].forward_rows += rows;  // followed by relu: the trainer calls this one
+    base::template forward_fused<Epi>(x, y, rows);
   }
   template <bool InputGrad, unsigned Mask> void backward(const T* x, const T* y, const T* dy, T* dx,
                                                          T* const* grads,
@@ -95,11 +100,16 @@ static_assert(tr_backbone::gradient_bytes == ph * 4 &&
               tr_backbone::optimizer_state_bytes == 2 * ph * 4);
 static_assert(tr_backbone::training_bytes < tr_first1::training_bytes &&
               tr_first1::training_bytes < tr_none::training_bytes);
-// a frozen prefix keeps no activations for backward: its outputs share two regions, and the input
-// of the lowest trainable layer has its own
-static_assert(tr_backbone::layout.act[1] == tr_backbone::layout.act[3] &&
-              tr_backbone::layout.act[2] == tr_backbone::layout.act[4] &&
-              tr_backbone::layout.act[1] != tr_backbone::layout.act[2] &&
+// dense<8> applies the relu after it in its output pass; tanh has no SIMD form and is not fused
+static_assert(tr_none::plan::fused == std::array<bool, 6>{false, true, false, false, false, false});
+// a frozen prefix keeps no activations for backward: its outputs share two regions, every forward
+// writes the region its input is not in (flatten 0 -> 1, dense+relu 1 -> 3, dense 3 -> 4), the
+// unwritten pre-activation 2 shares its pair's output region, and the input of the lowest
+// trainable layer has its own
+static_assert(tr_backbone::layout.act[1] != tr_backbone::layout.act[3] &&
+              tr_backbone::layout.act[3] != tr_backbone::layout.act[4] &&
+              tr_backbone::layout.act[1] == tr_backbone::layout.act[4] &&
+              tr_backbone::layout.act[2] == tr_backbone::layout.act[3] &&
               tr_backbone::layout.act[5] != tr_backbone::layout.act[4] &&
               tr_backbone::layout.act[5] != tr_backbone::layout.act[3]);
 static_assert(tr_none::layout.act[1] != tr_none::layout.act[3]);

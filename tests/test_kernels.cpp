@@ -9,6 +9,7 @@
 #include <graft/kernels/gemm.hpp>
 #include <graft/kernels/parallel.hpp>
 #include <graft/kernels/reference.hpp>
+#include <graft/layers/activations.hpp>
 #include <graft/layers/conv2d.hpp>
 #include <graft/random/random.hpp>
 
@@ -134,6 +135,39 @@ TEST_CASE_TEMPLATE("gemm_nt and row_sum match the reference", T, float, double) 
   nt_case<T, 150, 100>();
   nt_case<T, 7, 33>();
   nt_case<T, 5, 67>();
+}
+
+TEST_CASE_TEMPLATE("gemm_bcast: an epilogue is applied once, to the finished sums", T, float,
+                   double) {
+  // relu of the whole sum: applying it to a partial sum (one block of P = 256), or twice, or
+  // not at all would give other values. Compared bitwise with the product followed by relu.
+  using relu = graft::detail::activation_epilogue<graft::detail::relu_fn>;
+  std::size_t negative = 0;  // values the epilogue changed, over all cases
+  auto check = [&](auto n_tag) {
+    constexpr std::size_t N = decltype(n_tag)::value;
+    for (std::size_t M : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}})
+      for (std::size_t K : {std::size_t{5}, std::size_t{300}, std::size_t{600}}) {
+        CAPTURE(M);
+        CAPTURE(K);
+        CAPTURE(N);
+        const auto A = random_vector<T>(M * K, 31), B = random_vector<T>(K * N, 32);
+        for (bool acc : {false, true}) {
+          auto C = random_vector<T>(M * N, 33), R = C;
+          k::gemm_bcast<N, relu>(M, K, A.data(), K, 1, B.data(), C.data(), acc);
+          k::gemm_bcast<N>(M, K, A.data(), K, 1, B.data(), R.data(), acc);
+          for (auto& r : R) {
+            negative += r < T(0) ? 1 : 0;
+            r = graft::detail::relu_fn::f(r);
+          }
+          CHECK(C == R);
+        }
+      }
+  };
+  check(std::integral_constant<std::size_t, 1>{});
+  check(std::integral_constant<std::size_t, 17>{});
+  check(std::integral_constant<std::size_t, 65>{});
+  check(std::integral_constant<std::size_t, 256>{});
+  CHECK(negative > 1000);  // the epilogue had work to do
 }
 
 TEST_CASE("the kernel comparison detects a wrong result") {

@@ -2,14 +2,17 @@
 // xtensor; the column count N (and for gemm_dot, K) is a compile-time constant, the row count is
 // the runtime batch size (a last, partial batch is a smaller M, not padding).
 //
-//   gemm_bcast : C = A * B       with A read through strides, so that X*W (forward) and X^T*dY
-//                                (weight gradient) share one register-blocked micro-kernel;
+//   gemm_bcast : C = epi(A * B)  with A read through strides, so that X*W (forward) and X^T*dY
+//                                (weight gradient) share one register-blocked micro-kernel; an
+//                                epilogue (a layer's activation) is applied in registers before
+//                                the store; one row (batch-1 inference) streams B row by row;
 //   gemm_dot   : D = Y * W^T     (input gradient) without materialising W^T;
 //   gemm_nt    : D = Y * W^T     by dot products, for few rows of long vectors (conv weights);
 //   column_sum : db = sum over rows of dY;
 //   row_sum    : the sum of each row (conv bias gradient).
 #pragma once
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 #include <xsimd/xsimd.hpp>
@@ -21,11 +24,18 @@
 GRAFT_BEGIN_NAMESPACE
 namespace kernels {
 
+/// The epilogue that leaves every value as it is. An epilogue is a stateless type whose call
+/// operator takes a SIMD batch or a scalar and returns the same type (see layers/activations.hpp).
+struct identity {
+  template <class V> constexpr V operator()(V v) const noexcept { return v; }
+};
+
 namespace detail {
 
 // R rows of C, one panel of V vectors of columns, starting at column n. B's rows are LDB apart,
-// C's rows LDC apart.
-template <std::size_t R, std::size_t V, std::size_t LDB, std::size_t LDC, class Arch, class T>
+// C's rows LDC apart. Epi is applied to the finished sums before they are stored.
+template <std::size_t R, std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch,
+          class T>
 inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t cs, const T* B, T* C,
                         std::size_t n, bool accumulate) noexcept {
   using batch = xsimd::batch<T, Arch>;
@@ -43,24 +53,24 @@ inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t c
     }
   }
   for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * LDC + n + v * W);
+    for (std::size_t v = 0; v < V; ++v) Epi{}(acc[r][v]).store_unaligned(C + r * LDC + n + v * W);
 }
 
 // Every row of C in blocks of R rows (R = 6, 3 or 1 by the strip's width; a remainder gets its
 // own instantiation) for the column strip [n, n + V*W).
-template <std::size_t V, std::size_t LDB, std::size_t LDC, class Arch, class T>
+template <std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch, class T>
 inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                         const T* B, T* C, std::size_t n, bool accumulate) noexcept {
   constexpr std::size_t R = V <= 2 ? 6 : (V <= 4 ? 3 : 1);  // at most 12 accumulators
   std::size_t i = 0;
   for (; i + R <= I; i += R)
-    bcast_panel<R, V, LDB, LDC, Arch>(P, A + i * rs, rs, cs, B, C + i * LDC, n, accumulate);
+    bcast_panel<R, V, LDB, LDC, Epi, Arch>(P, A + i * rs, rs, cs, B, C + i * LDC, n, accumulate);
   const std::size_t rest = I - i;
   A += i * rs;
   C += i * LDC;
   // the remainder (1 .. R-1 rows) by its own instantiation, chosen by a fold
   [&]<std::size_t... Q>(std::index_sequence<Q...>) {
-    ((rest == Q + 1 ? bcast_panel<Q + 1, V, LDB, LDC, Arch>(P, A, rs, cs, B, C, n, accumulate)
+    ((rest == Q + 1 ? bcast_panel<Q + 1, V, LDB, LDC, Epi, Arch>(P, A, rs, cs, B, C, n, accumulate)
                     : void()),
      ...);
   }
@@ -69,7 +79,7 @@ inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs
 
 // Columns of one block of P: strips [s0, s1) of V vectors; with tails, also the columns after
 // the last full strip (single vectors, then scalars).
-template <std::size_t V, std::size_t N, class Arch, class T>
+template <std::size_t V, std::size_t N, class Epi, class Arch, class T>
 inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                         const T* B, T* C, bool accumulate, std::size_t s0, std::size_t s1,
                         bool tails) noexcept {
@@ -79,42 +89,116 @@ inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs
   constexpr std::size_t NV = N / (V * W) * (V * W);
   constexpr std::size_t N1 = NV + (N - NV) / W * W;
   for (std::size_t s = s0; s < s1; ++s)
-    bcast_strip<V, N, N, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate);
+    bcast_strip<V, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate);
   if (!tails) return;
   // The single vectors: with one or two rows, all at once (one vector at a time would be a single
   // chain of dependent FMAs, waiting on their latency); with more rows, one vector at a time in
   // blocks of 6 rows. Every element of C gets the same FMAs in the same order either way.
   constexpr std::size_t VT = (N1 - NV) / W;
   if (VT > 1 && I <= 2)
-    bcast_strip<(VT > 1 ? VT : 1), N, N, Arch>(I, P, A, rs, cs, B, C, NV, accumulate);
+    bcast_strip<(VT > 1 ? VT : 1), N, N, Epi, Arch>(I, P, A, rs, cs, B, C, NV, accumulate);
   else
     for (std::size_t n = NV; n < N1; n += W)
-      bcast_strip<1, N, N, Arch>(I, P, A, rs, cs, B, C, n, accumulate);
+      bcast_strip<1, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, n, accumulate);
   if constexpr (N > N1)
     for (std::size_t i = 0; i < I; ++i)
       for (std::size_t n = N1; n < N; ++n) {
         T s = accumulate ? C[i * N + n] : T(0);
         for (std::size_t p = 0; p < P; ++p) s += A[i * rs + p * cs] * B[p * N + n];
-        C[i * N + n] = s;
+        C[i * N + n] = Epi{}(s);
       }
 }
 
 // Work (multiply-adds) below which a kernel stays on one thread.
 inline constexpr std::size_t parallel_min_work = std::size_t{1} << 18;
 
+// A hint that what p points to will be read once, soon (nothing where the compiler has no
+// builtin for it).
+inline void prefetch_nta(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 0);
+#else
+  (void)p;
+#endif
+}
+
+// How far ahead (in bytes) the one-row product prefetches B.
+inline constexpr std::size_t gemv_prefetch_bytes = 4096;
+
+// One row: c[n] (+)= sum_p a[p*cs] * B[p*N + n], then Epi. Reading B column strip by column strip
+// (as the blocked kernel does) jumps N elements from row to row; here B is read in the order it is
+// stored, R rows at a time (R consecutive rows are one contiguous stretch), with a non-temporal
+// prefetch 4 KiB ahead, so the product runs at the speed of reading B. c stays in L1 and is loaded
+// and stored once per R rows. Each c[n] gets the same FMAs in the same order as in the blocked
+// kernel (p ascending), so a batch-1 result equals that row of a batched one, bit for bit.
+template <std::size_t N, class Epi, class Arch, class T>
+inline void gemv_rows(std::size_t P, const T* a, std::size_t cs, const T* B, T* c,
+                      bool accumulate) noexcept {
+  using batch = xsimd::batch<T, Arch>;
+  constexpr std::size_t W = batch::size;
+  constexpr std::size_t R = 4;
+  constexpr std::size_t NV = N / W * W;
+  // vectors per 64-byte cache line (one prefetch each)
+  constexpr std::size_t VL = 64 / (W * sizeof(T)) > 0 ? 64 / (W * sizeof(T)) : 1;
+  constexpr std::size_t ahead = gemv_prefetch_bytes / sizeof(T);
+  if (!accumulate)
+    for (std::size_t n = 0; n < N; ++n) c[n] = T(0);
+  auto rows = [&]<std::size_t RR, bool Prefetch>(std::size_t p) {
+    batch ap[RR];
+    for (std::size_t r = 0; r < RR; ++r) ap[r] = batch(a[(p + r) * cs]);
+    const T* b = B + p * N;
+    for (std::size_t v = 0; v < NV; v += W) {
+      if constexpr (Prefetch)
+        if (v % (VL * W) == 0)
+          for (std::size_t r = 0; r < RR; ++r) prefetch_nta(b + r * N + v + ahead);
+      batch acc = batch::load_unaligned(c + v);
+      for (std::size_t r = 0; r < RR; ++r)
+        acc = xsimd::fma(ap[r], batch::load_unaligned(b + r * N + v), acc);
+      acc.store_unaligned(c + v);
+    }
+    for (std::size_t n = NV; n < N; ++n) {
+      T s = c[n];
+      for (std::size_t r = 0; r < RR; ++r) s += a[(p + r) * cs] * b[r * N + n];
+      c[n] = s;
+    }
+  };
+  // groups of R rows whose prefetches stay inside B, the other groups, then the last 0 .. R-1
+  // rows as one group (its own instantiation, chosen by a fold)
+  const std::size_t prefetch_end = P * N > ahead ? (P * N - ahead) / N : 0;
+  std::size_t p = 0;
+  for (; p + R <= prefetch_end; p += R) rows.template operator()<R, true>(p);
+  for (; p + R <= P; p += R) rows.template operator()<R, false>(p);
+  const std::size_t rest = P - p;
+  [&]<std::size_t... Q>(std::index_sequence<Q...>) {
+    ((rest == Q + 1 ? rows.template operator()<Q + 1, false>(p) : void()), ...);
+  }
+  (std::make_index_sequence<R - 1>{});
+  if constexpr (!std::is_same_v<Epi, identity>) {
+    for (std::size_t n = 0; n < NV; n += W)
+      Epi{}(batch::load_unaligned(c + n)).store_unaligned(c + n);
+    for (std::size_t n = NV; n < N; ++n) c[n] = Epi{}(c[n]);
+  }
+}
+
 }  // namespace detail
 
-/// C[i][n] (+)= sum_p A[i*rs + p*cs] * B[p*N + n]  for i < I, n < N.
+/// C[i][n] = epi(C0[i][n] + sum_p A[i*rs + p*cs] * B[p*N + n])  for i < I, n < N, where C0 is
+/// C's values (accumulate) or 0.
 ///
 /// Register blocking: 6 rows x 2 vectors (12 accumulators). Cache blocking: P is cut into blocks
 /// of 256 so that the strip of B being multiplied (256 x 2 vectors, 16 KiB in float) stays in L1
-/// while every row block passes over it. One row (batch-1 inference) takes strips of 8 vectors,
-/// two rows strips of 4: enough independent FMA chains to keep the loads from L2 busy. With
-/// threads (GRAFT_OPENMP), large products split their column strips between threads.
-template <std::size_t N, class Arch = xsimd::default_arch, class T>
+/// while every row block passes over it; the epilogue runs on the last block's sums, in
+/// registers. One row (batch-1 inference, bound by reading B) streams B in storage order
+/// (detail::gemv_rows); two rows take strips of 4 vectors. With threads (GRAFT_OPENMP), large
+/// products split their column strips between threads.
+template <std::size_t N, class Epi = identity, class Arch = xsimd::default_arch, class T>
 void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                 const T* B, T* C, bool accumulate) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  if (I == 1) {
+    detail::gemv_rows<N, Epi, Arch>(P, A, cs, B, C, accumulate);
+    return;
+  }
   auto run = [&]<std::size_t V>(std::size_t kc_max) {
     constexpr std::size_t strips = N / (V * W);
     const std::size_t work = I * P * N;
@@ -122,14 +206,17 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
     parallel::for_range(strips, min_strips, [&](std::size_t s0, std::size_t s1) {
       for (std::size_t p0 = 0; p0 < P; p0 += kc_max) {
         const std::size_t kc = P - p0 < kc_max ? P - p0 : kc_max;
-        detail::bcast_block<V, N, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C,
-                                        accumulate || p0 > 0, s0, s1, s1 == strips);
+        const bool acc = accumulate || p0 > 0, tails = s1 == strips;
+        if (p0 + kc == P)
+          detail::bcast_block<V, N, Epi, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C, acc, s0,
+                                               s1, tails);
+        else
+          detail::bcast_block<V, N, identity, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C, acc,
+                                                    s0, s1, tails);
       }
     });
   };
-  if (I == 1)
-    run.template operator()<8>(P);
-  else if (I == 2)
+  if (I == 2)
     run.template operator()<4>(P);
   else
     run.template operator()<2>(256);
@@ -157,8 +244,8 @@ void gemm_dot(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = fal
         const std::size_t nc = N - n0 < NC ? N - n0 : NC;
         for (std::size_t kk = 0; kk < KB; ++kk)  // wt[n][kk] = W[k0 + kk][n0 + n]
           for (std::size_t n = 0; n < nc; ++n) wt[n * KB + kk] = W[(k0 + kk) * N + n0 + n];
-        detail::bcast_strip<2, KB, K, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0,
-                                            accumulate || n0 > 0);
+        detail::bcast_strip<2, KB, K, identity, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0,
+                                                      accumulate || n0 > 0);
       }
     }
   });

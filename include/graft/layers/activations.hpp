@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -24,12 +25,26 @@ concept has_batch_fn = requires(B b) {
   { Fn::f_batch(b) } -> std::same_as<B>;
   { Fn::df_batch(b) } -> std::same_as<B>;
 };
+/// Fn as a GEMM epilogue: f on SIMD batches (f_batch) and on scalars (f), applied to a layer's
+/// sums in registers before they are stored (kernels::gemm_bcast).
+template <class Fn> struct activation_epilogue {
+  template <class V> V operator()(V v) const noexcept {
+    if constexpr (std::is_arithmetic_v<V>)
+      return Fn::f(v);
+    else
+      return Fn::f_batch(v);
+  }
+};
+
 template <class T, class In, class Fn> class elementwise_layer : public without_parameters<T> {
   using batch = xsimd::batch<T>;
   static constexpr bool vectorised = has_batch_fn<Fn, batch>;
 
  public:
   using scalar = T;
+  /// What the layer before may apply in its output pass instead of this layer's forward (void:
+  /// this activation is not fused). Its backward reads only its output, never its input.
+  using epilogue = std::conditional_t<vectorised, activation_epilogue<Fn>, void>;
   using input_shape = In;
   using output_shape = In;
   static constexpr std::size_t size = In::size;

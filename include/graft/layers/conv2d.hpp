@@ -80,10 +80,15 @@ class conv2d_layer {
   /// Samples are independent: with threads (parallel.hpp) they are split between them, each
   /// with its own per-thread buffers; every sample's result is the same either way.
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    forward_fused<kernels::identity>(x, y, rows);
+  }
+  /// y = Epi(conv(x) + b): the activation after this layer, applied to the sums in registers
+  /// before they are stored. (backward never reads y, so the pre-activation need not exist.)
+  template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows) const noexcept {
     parallel::for_range(rows, 2, [&](std::size_t begin, std::size_t end) {
       if constexpr (direct) {
         for (std::size_t r = begin; r < end; ++r)
-          direct_forward(x + r * input_shape::size, y + r * output_shape::size);
+          direct_forward<Epi>(x + r * input_shape::size, y + r * output_shape::size);
       } else {
         T* col = col_buffer();
         T* pad = pad_buffer();
@@ -93,7 +98,7 @@ class conv2d_layer {
           T* out = padded ? pad : yr;  // the product runs over HWOP columns
           for (std::size_t f = 0; f < F; ++f)
             for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
-          kernels::gemm_bcast<HWOP>(F, CKK, weight.data(), CKK, 1, col, out, true);
+          kernels::gemm_bcast<HWOP, Epi>(F, CKK, weight.data(), CKK, 1, col, out, true);
           if constexpr (padded)
             for (std::size_t f = 0; f < F; ++f) copy(pad + f * HWOP, yr + f * HWO, HWO);
         }
@@ -197,8 +202,9 @@ class conv2d_layer {
     (void)zeroed;
     return buffer;
   }
-  template <std::size_t FR> void direct_block(const T* xp, std::size_t f0, std::size_t oy,
-                                              std::size_t ox, T* y) const noexcept {
+  template <std::size_t FR, class Epi> void direct_block(const T* xp, std::size_t f0,
+                                                         std::size_t oy, std::size_t ox,
+                                                         T* y) const noexcept {
     using batch = xsimd::batch<T>;
     constexpr std::size_t V = simd_width;
     batch acc[FR][2];
@@ -219,11 +225,11 @@ class conv2d_layer {
         }
       }
     for (std::size_t f = 0; f < FR; ++f) {
-      acc[f][0].store_unaligned(y + (f0 + f) * HWO + oy * WO + ox);
-      acc[f][1].store_unaligned(y + (f0 + f) * HWO + oy * WO + ox + V);
+      Epi{}(acc[f][0]).store_unaligned(y + (f0 + f) * HWO + oy * WO + ox);
+      Epi{}(acc[f][1]).store_unaligned(y + (f0 + f) * HWO + oy * WO + ox + V);
     }
   }
-  void direct_forward(const T* x, T* y) const noexcept {
+  template <class Epi> void direct_forward(const T* x, T* y) const noexcept {
     T* xp = image_buffer();
     for (std::size_t c = 0; c < C; ++c)
       for (std::size_t iy = 0; iy < H; ++iy)
@@ -233,8 +239,8 @@ class conv2d_layer {
     for (std::size_t oy = 0; oy < HO; ++oy)
       for (std::size_t ox = 0;; ox += V2) {
         const std::size_t o = ox + V2 <= WO ? ox : WO - V2;
-        for (std::size_t f0 = 0; f0 < F6; f0 += 6) direct_block<6>(xp, f0, oy, o, y);
-        if constexpr (F > F6) direct_block<F - F6>(xp, F6, oy, o, y);
+        for (std::size_t f0 = 0; f0 < F6; f0 += 6) direct_block<6, Epi>(xp, f0, oy, o, y);
+        if constexpr (F > F6) direct_block<F - F6, Epi>(xp, F6, oy, o, y);
         if (o + V2 >= WO) break;
       }
   }

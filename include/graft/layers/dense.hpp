@@ -34,9 +34,14 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
 
   /// y[rows x N] = x[rows x K] * W + b
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    forward_fused<kernels::identity>(x, y, rows);
+  }
+  /// y = Epi(x W + b): the activation after this layer, applied in the product's output pass.
+  /// (backward never reads y, so the pre-activation need not exist.)
+  template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows) const noexcept {
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t n = 0; n < N; ++n) y[r * N + n] = bias[n];
-    kernels::gemm_bcast<N>(rows, K, x, K, 1, weight.data(), y, true);
+    kernels::gemm_bcast<N, Epi>(rows, K, x, K, 1, weight.data(), y, true);
   }
 
   /// InputGrad: write dx = dy W^T. GradMask bit j: write the gradient of param j into grads[j].

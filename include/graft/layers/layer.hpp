@@ -5,6 +5,7 @@
 #include <concepts>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 
 #include "graft/random/random.hpp"
 #include "graft/tensor/shape.hpp"
@@ -101,6 +102,25 @@ template <class L> constexpr std::size_t inference_workspace_of(std::size_t rows
   else
     return 0;
 }
+/// Fusion: a layer whose forward ends in an output pass over its sums (dense, conv2d) may offer
+///   template <class Epi> void forward_fused(x, y, rows) const noexcept;
+/// which stores Epi(forward's value), Epi being the `epilogue` of the element-wise activation
+/// after it (activations.hpp). By offering it the layer promises that its backward never reads
+/// its own output (the pre-activation is then never written). Models, trainers and runners fuse
+/// such pairs: the activation's forward is not called, and its input is not written.
+template <class L, class Next> constexpr bool fuses_v = [] {
+  if constexpr (requires { typename Next::epilogue; }) {
+    if constexpr (!std::is_void_v<typename Next::epilogue> && !uses_workspace<L>)
+      return requires(const L& l, const typename L::scalar* x, typename L::scalar* y,
+                      std::size_t rows) {
+        l.template forward_fused<typename Next::epilogue>(x, y, rows);
+      };
+    else
+      return false;
+  } else {
+    return false;
+  }
+}();
 /// Rows a training batch needs for batch statistics (batch norm over flat features needs two: one
 /// value per channel has no variance). 1 for layers without statistics.
 template <class L> constexpr std::size_t min_batch_rows_v = [] {
@@ -135,6 +155,11 @@ void forward_eval(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcep
     l.forward(x, y, rows, ws);
   else
     l.forward(x, y, rows);
+}
+/// Forward of layer l followed by the activation Next, in one pass (requires fuses_v<L, Next>).
+template <class Next, class L, class T>
+void forward_fused(const L& l, const T* x, T* y, std::size_t rows) noexcept {
+  l.template forward_fused<typename Next::epilogue>(x, y, rows);
 }
 /// Training forward of any layer (the evaluation forward for layers without a training mode).
 template <bool BatchStats, class L, class T>

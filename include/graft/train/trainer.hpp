@@ -42,6 +42,47 @@ template <class M> struct model_plan {
   }();
   static constexpr std::size_t widest = *std::max_element(sizes.begin(), sizes.end());
 
+  /// fused[i]: layer i applies layer i+1 (an element-wise activation) in its output pass
+  /// (detail::fuses_v); pairs are taken left to right.
+  static constexpr std::array<bool, L> fused = [] {
+    std::array<bool, L> f{};
+    meta::static_for<L>([&](auto i) {
+      if constexpr (i + 1 < L) {
+        constexpr bool can =
+            fuses_v<typename M::template layer_type<i>, typename M::template layer_type<i + 1>>;
+        f[i] = can && !(i > 0 && f[i - 1]);
+      }
+    });
+    return f;
+  }();
+  /// Layers whose forward runs: all but the activations fused into the layer before them.
+  static constexpr bool runs_forward(std::size_t i) noexcept { return i == 0 || !fused[i - 1]; }
+  /// Output index of the forward that starts at layer i (i + 2 for a fused pair).
+  static constexpr std::size_t output_of(std::size_t i) noexcept {
+    return fused[i] ? i + 2 : i + 1;
+  }
+
+  /// Two ping-pong buffers for a whole forward pass (a runner, a trainer's frozen prefix): side[k]
+  /// (0 or 1) holds activation k for k in [1, end); each forward writes the side its input is not
+  /// on. The input of a fused activation, never written by a whole pass, gets the side of the
+  /// pair's output, so that a pass stopped between the two (trainer::forward's stop) still writes
+  /// the layer's output away from its input, and a pass started there runs the activation in
+  /// place (element-wise, which is safe). Activation 0 is on side 0 when input_side is 0, on
+  /// neither when it is -1 (a trainer's input has its own region).
+  static constexpr std::array<int, L + 1> sides(std::size_t end, int input_side) noexcept {
+    std::array<int, L + 1> side{};
+    side.fill(-1);
+    side[0] = input_side;
+    int cur = input_side;
+    for (std::size_t i = 0; i < L; i = output_of(i)) {
+      const int next = cur == 0 ? 1 : 0;
+      if (output_of(i) < end) side[output_of(i)] = next;
+      if (fused[i] && i + 1 < end) side[i + 1] = next;
+      cur = next;
+    }
+    return side;
+  }
+
   static constexpr std::array<std::size_t, L> param_tensors = [] {
     std::array<std::size_t, L> p{};
     meta::static_for<L>([&](auto i) { p[i] = M::template layer_type<i>::params.size(); });
@@ -156,12 +197,16 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     // input upwards (backward reads them). A frozen prefix below it runs forward only, so its
     // outputs share two ping-pong regions.
     l.act[0] = take(Batch * plan::sizes[0]);
-    std::array<std::size_t, 2> prefix_widest{};  // odd and even outputs of the prefix
+    constexpr auto side = plan::sides(lowest_trainable, -1);
+    std::array<std::size_t, 2> prefix_widest{};  // the two sides of the prefix's outputs
     for (std::size_t i = 1; i < lowest_trainable; ++i)
-      prefix_widest[i % 2] = std::max(prefix_widest[i % 2], plan::sizes[i]);
-    if (prefix_widest[1] > 0) {
-      const std::size_t odd = take(Batch * prefix_widest[1]), even = take(Batch * prefix_widest[0]);
-      for (std::size_t i = 1; i < lowest_trainable; ++i) l.act[i] = i % 2 == 1 ? odd : even;
+      prefix_widest[static_cast<std::size_t>(side[i])] =
+          std::max(prefix_widest[static_cast<std::size_t>(side[i])], plan::sizes[i]);
+    if (lowest_trainable > 1) {
+      const std::array<std::size_t, 2> region{take(Batch * prefix_widest[0]),
+                                              take(Batch * prefix_widest[1])};
+      for (std::size_t i = 1; i < lowest_trainable; ++i)
+        l.act[i] = region[static_cast<std::size_t>(side[i])];
     }
     for (std::size_t i = std::max<std::size_t>(1, lowest_trainable); i <= L; ++i)
       l.act[i] = take(Batch * plan::sizes[i]);
@@ -240,12 +285,27 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   /// Layers that train (at and above trainable_from()) run in training mode: dropout drops, batch
   /// norm uses batch statistics unless the policy freezes them. A frozen prefix runs in
   /// evaluation mode, so its features can be cached and its statistics stay as they are.
+  /// A layer followed by an activation it can apply in its output pass (plan::fused) writes the
+  /// activation's output directly; activation(i) of the skipped pre-activation is not written.
   void forward(std::size_t rows, std::size_t start = 0, std::size_t stop = L) noexcept {
     const std::size_t lo = trainable_from();
+    bool skip = false;  // the activation was applied by the layer before it
     meta::static_for<L>([&](auto i) {
       if (i >= start && i < stop) {
+        if (skip) {
+          skip = false;
+          return;
+        }
         auto& layer = net_->template layer<i>();
         const T* x = at(layout.act[i]);
+        if constexpr (plan::fused[i]) {
+          if (i + 1 < stop) {
+            detail::forward_fused<typename M::template layer_type<i + 1>>(
+                layer, x, at(layout.act[i + 2]), rows);
+            skip = true;
+            return;
+          }
+        }
         T* y = at(layout.act[i + 1]);
         T* ws = at(layout.ws[i]);
         if constexpr (i >= lowest_trainable) {
@@ -451,17 +511,28 @@ template <class M, std::size_t Batch = 1> class runner {
       (2 * buffer_elements + workspace_elements) * sizeof(T);
 
   T* input() noexcept { return buffers_; }
-  /// Runs the first `rows` rows of input() through net; returns the output rows.
+  /// Runs the first `rows` rows of input() through net; returns the output rows. Activations
+  /// that the layer before applies in its output pass (plan::fused) take no pass of their own.
   const T* forward(const M& net, std::size_t rows) noexcept {
     meta::static_for<L>([&](auto i) {
-      T* from = buffers_ + (i % 2) * buffer_elements;
-      T* to = buffers_ + ((i + 1) % 2) * buffer_elements;
-      detail::forward_eval(net.template layer<i>(), from, to, rows, buffers_ + 2 * buffer_elements);
+      if constexpr (plan::runs_forward(i)) {
+        T* from = buffer(side[i]);
+        T* to = buffer(side[plan::output_of(i)]);
+        if constexpr (plan::fused[i])
+          detail::forward_fused<typename M::template layer_type<i + 1>>(net.template layer<i>(),
+                                                                        from, to, rows);
+        else
+          detail::forward_eval(net.template layer<i>(), from, to, rows,
+                               buffers_ + 2 * buffer_elements);
+      }
     });
-    return buffers_ + (L % 2) * buffer_elements;
+    return buffer(side[L]);
   }
 
  private:
+  static constexpr auto side = plan::sides(L + 1, 0);
+  T* buffer(int s) noexcept { return buffers_ + static_cast<std::size_t>(s) * buffer_elements; }
+
   alignas(buffer_alignment) T buffers_[2 * buffer_elements + workspace_elements]{};
 };
 
