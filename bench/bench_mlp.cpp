@@ -4,7 +4,8 @@
 //   W2  the same MLP: batch-1 latency and batch-256 throughput
 //   W3  the LeNet-5-like CNN: training step, batch 64, and batch-1 latency
 //   W4  fine-tuning step with the two lower dense layers frozen, without and with feature caching
-//   W5  the single-core FMA peak, and the dense kernels' GFLOP/s at the MLP's shapes
+//   W5  the single-core FMA peak, and the dense kernels' GFLOP/s at the MLP's shapes; the time to
+//       read the MLP's parameters once (the floor of W2's batch-1 latency)
 // Names ending in _threads2 use two threads (a GRAFT_OPENMP build, such as the release preset).
 #include <benchmark/benchmark.h>
 
@@ -133,6 +134,29 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dw(benchmark::
 }
 BENCHMARK(BM_W5_dx<64, 256, 128>)->Name("W5_dx_64x256x128");
 BENCHMARK(BM_W5_dw<64, 784, 256>)->Name("W5_dw_784x64x256");
+
+// What batch-1 inference of the MLP cannot beat on one core: reading its parameters (940 KB, more
+// than this machine's L2, so they come from L3 on every call), as fast as a loop of vector loads
+// with eight accumulators and the batch-1 product's prefetch reads them.
+void BM_W5_read_mlp_parameters(benchmark::State& state) {
+  using batch = xsimd::batch<float>;
+  constexpr std::size_t W = batch::size, n = net_t::parameter_count / (8 * W) * (8 * W);
+  constexpr std::size_t ahead = g::kernels::detail::gemv_prefetch_bytes / sizeof(float);
+  std::vector<float> p(n + ahead);
+  fill(p.data(), p.size(), 5);
+  for (auto _ : state) {
+    batch acc[8];
+    for (auto& a : acc) a = batch(0.0f);
+    for (std::size_t i = 0; i < n; i += 8 * W) {
+      for (std::size_t l = 0; l < 8 * W; l += 64 / sizeof(float))
+        g::kernels::detail::prefetch_nta(p.data() + i + l + ahead);
+      for (std::size_t j = 0; j < 8; ++j) acc[j] += batch::load_unaligned(p.data() + i + j * W);
+    }
+    benchmark::DoNotOptimize(acc);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n * sizeof(float)));
+}
+BENCHMARK(BM_W5_read_mlp_parameters)->Name("W5_read_mlp_parameters");
 
 // The single-core FMA peak: independent accumulators so that the FMA units never wait.
 void BM_W5_fma_peak(benchmark::State& state) {

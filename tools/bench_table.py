@@ -171,6 +171,33 @@ def main():
             ratio = f"{g['gflops'] / o['gflops']:.2f}×" if o and o.get("gflops") else "-"
             lines.append(f"| {name[3:]} | {g['gflops']:.1f} | {100 * g['gflops'] / peak:.0f}% | {ostr} | {ratio} |")
 
+    # What the machine allows, from figures of this run: the W1 step's multiply-adds at the FMA
+    # peak, and W2's batch-1 latency against reading the parameters once.
+    torch = peers.get("torch", {})
+    w1, w2 = graft.get("W1_train_step_batch64"), graft.get("W2_inference_batch1")
+    read = graft.get("W5_read_mlp_parameters")
+    dims = [(784, 256), (256, 128), (128, 10)]
+    flops = 2 * sum(k * n for k, n in dims) * 2 + 2 * sum(k * n for k, n in dims[1:])
+    if peak and w1:
+        ceiling = peak * 1e9 / flops
+        line = (f"W1 ceiling: a training step is {flops / 1e6:.3f} MFLOP per sample (forward, "
+                f"weight gradients, input gradients of the upper two layers); at the FMA peak of "
+                f"this run that is at most {fmt_rate(ceiling)}; graft reaches "
+                f"{100 * w1['items_per_second'] / ceiling:.0f}% of it")
+        t = torch.get("W1_train_step_batch64")
+        if t:
+            line += (f", and 2× LibTorch ({fmt_rate(2 * t['items_per_second'])}) would be "
+                     f"{200 * t['items_per_second'] / ceiling:.0f}% of it")
+        lines += ["", line + "."]
+    if read and w2:
+        line = (f"W2 floor: reading the MLP's parameters once takes {read['seconds'] * 1e6:.1f} µs "
+                f"(W5_read_mlp_parameters); graft's batch-1 latency is {w2['seconds'] * 1e6:.1f} µs, "
+                f"{100 * read['seconds'] / w2['seconds']:.0f}% of the read speed")
+        t = torch.get("W2_inference_batch1")
+        if t:
+            line += f"; 1/8 of LibTorch's latency is {t['seconds'] * 1e6 / 8:.1f} µs"
+        lines += ["", line + "."]
+
     lines += ["", "Minimal batch-1 inference program (bench/minimal_*.cpp):", "",
               "| program | compile time | stripped size | shared libraries loaded |", "|---|---|---|---|"]
     for key, label in [("graft", "graft")] + present:
