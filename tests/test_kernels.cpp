@@ -11,6 +11,7 @@
 #include <graft/kernels/reference.hpp>
 #include <graft/layers/activations.hpp>
 #include <graft/layers/conv2d.hpp>
+#include <graft/layers/pooling.hpp>
 #include <graft/random/random.hpp>
 
 namespace k = graft::kernels;
@@ -254,4 +255,27 @@ TEST_CASE("threads: convolution forward and backward, bitwise the same on one th
                                          graft::no_bias>::bind<float, graft::shape<16, 14, 14>>>{});
   check(std::type_identity<graft::conv2d<32, 3, graft::pad<1>, graft::stride<2>,
                                          graft::no_bias>::bind<float, graft::shape<16, 14, 14>>>{});
+}
+
+TEST_CASE("threads: relu and max_pool split rows, bitwise the same on one thread and two") {
+  auto check = [](auto tag) {
+    using L = typename decltype(tag)::type;
+    // enough rows for two threads (each gets at least 32 Ki elements)
+    constexpr std::size_t B = 64, in = L::input_shape::size, out = L::output_shape::size;
+    const L l{};
+    const auto x = random_vector<float>(B * in, 23), dy = random_vector<float>(B * out, 24);
+    auto run = [&](int threads) {
+      graft::parallel::set_threads(threads);
+      std::vector<float> y(B * out), dx(B * in);
+      l.forward(x.data(), y.data(), B);
+      l.template backward<true, 0U>(x.data(), y.data(), dy.data(), dx.data(), nullptr, B);
+      graft::parallel::set_threads(1);
+      y.insert(y.end(), dx.begin(), dx.end());
+      return y;
+    };
+    CHECK(run(1) == run(2));
+  };
+  check(std::type_identity<graft::relu::bind<float, graft::shape<6, 28, 28>>>{});
+  check(std::type_identity<graft::max_pool<2>::bind<float, graft::shape<6, 28, 28>>>{});
+  check(std::type_identity<graft::max_pool<2>::bind<float, graft::shape<16, 10, 10>>>{});
 }

@@ -11,6 +11,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "graft/kernels/parallel.hpp"
 #include "graft/layers/layer.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -51,25 +52,31 @@ template <class T, class In, class Fn> class elementwise_layer : public without_
 
   static std::string name() { return Fn::name(); }
 
+  // Large batches are split between threads by rows (the same values either way).
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
-    const std::size_t n = rows * size;
-    std::size_t i = 0;
-    if constexpr (vectorised)
-      for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
-        Fn::f_batch(batch::load_unaligned(x + i)).store_unaligned(y + i);
-    for (; i < n; ++i) y[i] = Fn::f(x[i]);
-  }
-  template <bool InputGrad, unsigned> void backward(const T* /*x*/, const T* y, const T* dy, T* dx,
-                                                    T* const*, std::size_t rows) const noexcept {
-    if constexpr (InputGrad) {
-      const std::size_t n = rows * size;
+    parallel::for_rows(rows, size, [&](std::size_t b, std::size_t e) {
+      const std::size_t n = (e - b) * size;
+      const T* xb = x + b * size;
+      T* yb = y + b * size;
       std::size_t i = 0;
       if constexpr (vectorised)
         for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
-          (batch::load_unaligned(dy + i) * Fn::df_batch(batch::load_unaligned(y + i)))
-              .store_unaligned(dx + i);
-      for (; i < n; ++i) dx[i] = dy[i] * Fn::df_from_y(y[i]);
-    }
+          Fn::f_batch(batch::load_unaligned(xb + i)).store_unaligned(yb + i);
+      for (; i < n; ++i) yb[i] = Fn::f(xb[i]);
+    });
+  }
+  template <bool InputGrad, unsigned> void backward(const T* /*x*/, const T* y, const T* dy, T* dx,
+                                                    T* const*, std::size_t rows) const noexcept {
+    if constexpr (InputGrad)
+      parallel::for_rows(rows, size, [&](std::size_t b, std::size_t e) {
+        const std::size_t n = (e - b) * size, o = b * size;
+        std::size_t i = 0;
+        if constexpr (vectorised)
+          for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
+            (batch::load_unaligned(dy + o + i) * Fn::df_batch(batch::load_unaligned(y + o + i)))
+                .store_unaligned(dx + o + i);
+        for (; i < n; ++i) dx[o + i] = dy[o + i] * Fn::df_from_y(y[o + i]);
+      });
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "graft/kernels/parallel.hpp"
 #include "graft/layers/layer.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -128,7 +129,23 @@ class pool2d_layer : public without_parameters<T> {
   }();
   using pool2 = max_pool2<max_pool2_arch<T, WO>>;
 
+  // Samples are independent: with threads, they are split between them.
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    parallel::for_rows(rows, input_shape::size, [&](std::size_t b, std::size_t e) {
+      forward_rows(x + b * input_shape::size, y + b * output_shape::size, e - b);
+    });
+  }
+  template <bool InputGrad, unsigned> void backward(const T* x, const T*, const T* dy, T* dx,
+                                                    T* const*, std::size_t rows) const noexcept {
+    if constexpr (InputGrad)
+      parallel::for_rows(rows, input_shape::size, [&](std::size_t b, std::size_t e) {
+        backward_rows(x + b * input_shape::size, dy + b * output_shape::size,
+                      dx + b * input_shape::size, e - b);
+      });
+  }
+
+ private:
+  void forward_rows(const T* x, T* y, std::size_t rows) const noexcept {
     if constexpr (simd2) {
       for (std::size_t r = 0; r < rows * C; ++r)
         for (std::size_t oy = 0; oy < HO; ++oy) {
@@ -159,9 +176,8 @@ class pool2d_layer : public without_parameters<T> {
           }
       }
   }
-  template <bool InputGrad, unsigned> void backward(const T* x, const T*, const T* dy, T* dx,
-                                                    T* const*, std::size_t rows) const noexcept {
-    if constexpr (InputGrad && simd2) {
+  void backward_rows(const T* x, const T* dy, T* dx, std::size_t rows) const noexcept {
+    if constexpr (simd2) {
       using B = typename pool2::template batch<T>;
       for (std::size_t r = 0; r < rows * C; ++r) {
         const T* xc = x + r * H * W;
@@ -187,7 +203,7 @@ class pool2d_layer : public without_parameters<T> {
         if constexpr (2 * HO < H)
           for (std::size_t i = (H - 1) * W; i < H * W; ++i) dxc[i] = T(0);
       }
-    } else if constexpr (InputGrad && Max && S == K) {
+    } else if constexpr (Max && S == K) {
       // Windows do not overlap: every input element is written once (the gradient at the
       // window's first maximum, zero elsewhere and in the rows and columns no window covers).
       for (std::size_t r = 0; r < rows; ++r)
@@ -212,7 +228,7 @@ class pool2d_layer : public without_parameters<T> {
           if constexpr (HO * S < H)
             for (std::size_t i = HO * S * W; i < H * W; ++i) dxc[i] = T(0);
         }
-    } else if constexpr (InputGrad) {
+    } else {
       std::memset(dx, 0, rows * input_shape::size * sizeof(T));
       for (std::size_t r = 0; r < rows; ++r)
         for (std::size_t c = 0; c < C; ++c) {
