@@ -33,11 +33,12 @@ struct identity {
 namespace detail {
 
 // R rows of C, one panel of V vectors of columns, starting at column n. B's rows are LDB apart,
-// C's rows LDC apart. Epi is applied to the finished sums before they are stored.
+// C's rows LDC apart. With `finish`, Epi is applied to the sums before they are stored (a runtime
+// flag, not a second instantiation: only the last block of P finishes).
 template <std::size_t R, std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch,
           class T>
 inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t cs, const T* B, T* C,
-                        std::size_t n, bool accumulate) noexcept {
+                        std::size_t n, bool accumulate, bool finish) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t W = batch::size;
   batch acc[R][V];
@@ -52,26 +53,32 @@ inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t c
       for (std::size_t v = 0; v < V; ++v) acc[r][v] = xsimd::fma(a, b[v], acc[r][v]);
     }
   }
+  if (finish)
+    for (std::size_t r = 0; r < R; ++r)
+      for (std::size_t v = 0; v < V; ++v) acc[r][v] = Epi{}(acc[r][v]);
   for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t v = 0; v < V; ++v) Epi{}(acc[r][v]).store_unaligned(C + r * LDC + n + v * W);
+    for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * LDC + n + v * W);
 }
 
 // Every row of C in blocks of R rows (R = 6, 3 or 1 by the strip's width; a remainder gets its
 // own instantiation) for the column strip [n, n + V*W).
 template <std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch, class T>
 inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
-                        const T* B, T* C, std::size_t n, bool accumulate) noexcept {
+                        const T* B, T* C, std::size_t n, bool accumulate,
+                        bool finish = true) noexcept {
   constexpr std::size_t R = V <= 2 ? 6 : (V <= 4 ? 3 : 1);  // at most 12 accumulators
   std::size_t i = 0;
   for (; i + R <= I; i += R)
-    bcast_panel<R, V, LDB, LDC, Epi, Arch>(P, A + i * rs, rs, cs, B, C + i * LDC, n, accumulate);
+    bcast_panel<R, V, LDB, LDC, Epi, Arch>(P, A + i * rs, rs, cs, B, C + i * LDC, n, accumulate,
+                                           finish);
   const std::size_t rest = I - i;
   A += i * rs;
   C += i * LDC;
   // the remainder (1 .. R-1 rows) by its own instantiation, chosen by a fold
   [&]<std::size_t... Q>(std::index_sequence<Q...>) {
-    ((rest == Q + 1 ? bcast_panel<Q + 1, V, LDB, LDC, Epi, Arch>(P, A, rs, cs, B, C, n, accumulate)
-                    : void()),
+    ((rest == Q + 1
+          ? bcast_panel<Q + 1, V, LDB, LDC, Epi, Arch>(P, A, rs, cs, B, C, n, accumulate, finish)
+          : void()),
      ...);
   }
   (std::make_index_sequence<R - 1>{});
@@ -81,31 +88,31 @@ inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs
 // the last full strip (single vectors, then scalars).
 template <std::size_t V, std::size_t N, class Epi, class Arch, class T>
 inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
-                        const T* B, T* C, bool accumulate, std::size_t s0, std::size_t s1,
-                        bool tails) noexcept {
+                        const T* B, T* C, bool accumulate, bool finish, std::size_t s0,
+                        std::size_t s1, bool tails) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   // Column ranges known while compiling: [0, NV) in strips of V vectors, [NV, N1) one vector at a
   // time, then a scalar tail [N1, N).
   constexpr std::size_t NV = N / (V * W) * (V * W);
   constexpr std::size_t N1 = NV + (N - NV) / W * W;
   for (std::size_t s = s0; s < s1; ++s)
-    bcast_strip<V, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate);
+    bcast_strip<V, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate, finish);
   if (!tails) return;
   // The single vectors: with one or two rows, all at once (one vector at a time would be a single
   // chain of dependent FMAs, waiting on their latency); with more rows, one vector at a time in
   // blocks of 6 rows. Every element of C gets the same FMAs in the same order either way.
   constexpr std::size_t VT = (N1 - NV) / W;
   if (VT > 1 && I <= 2)
-    bcast_strip<(VT > 1 ? VT : 1), N, N, Epi, Arch>(I, P, A, rs, cs, B, C, NV, accumulate);
+    bcast_strip<(VT > 1 ? VT : 1), N, N, Epi, Arch>(I, P, A, rs, cs, B, C, NV, accumulate, finish);
   else
     for (std::size_t n = NV; n < N1; n += W)
-      bcast_strip<1, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, n, accumulate);
+      bcast_strip<1, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, n, accumulate, finish);
   if constexpr (N > N1)
     for (std::size_t i = 0; i < I; ++i)
       for (std::size_t n = N1; n < N; ++n) {
         T s = accumulate ? C[i * N + n] : T(0);
         for (std::size_t p = 0; p < P; ++p) s += A[i * rs + p * cs] * B[p * N + n];
-        C[i * N + n] = Epi{}(s);
+        C[i * N + n] = finish ? Epi{}(s) : s;
       }
 }
 
@@ -143,14 +150,13 @@ inline void gemv_rows(std::size_t P, const T* a, std::size_t cs, const T* B, T* 
   constexpr std::size_t ahead = gemv_prefetch_bytes / sizeof(T);
   if (!accumulate)
     for (std::size_t n = 0; n < N; ++n) c[n] = T(0);
-  auto rows = [&]<std::size_t RR, bool Prefetch>(std::size_t p) {
+  auto rows = [&]<std::size_t RR>(std::size_t p, bool prefetch) {
     batch ap[RR];
     for (std::size_t r = 0; r < RR; ++r) ap[r] = batch(a[(p + r) * cs]);
     const T* b = B + p * N;
     for (std::size_t v = 0; v < NV; v += W) {
-      if constexpr (Prefetch)
-        if (v % (VL * W) == 0)
-          for (std::size_t r = 0; r < RR; ++r) prefetch_nta(b + r * N + v + ahead);
+      if (prefetch && v % (VL * W) == 0)
+        for (std::size_t r = 0; r < RR; ++r) prefetch_nta(b + r * N + v + ahead);
       batch acc = batch::load_unaligned(c + v);
       for (std::size_t r = 0; r < RR; ++r)
         acc = xsimd::fma(ap[r], batch::load_unaligned(b + r * N + v), acc);
@@ -162,17 +168,12 @@ inline void gemv_rows(std::size_t P, const T* a, std::size_t cs, const T* B, T* 
       c[n] = s;
     }
   };
-  // groups of R rows whose prefetches stay inside B, the other groups, then the last 0 .. R-1
-  // rows as one group (its own instantiation, chosen by a fold)
+  // groups of R rows (prefetching while that stays inside B), then the last rows one by one
   const std::size_t prefetch_end = P * N > ahead ? (P * N - ahead) / N : 0;
-  std::size_t p = 0;
-  for (; p + R <= prefetch_end; p += R) rows.template operator()<R, true>(p);
-  for (; p + R <= P; p += R) rows.template operator()<R, false>(p);
-  const std::size_t rest = P - p;
-  [&]<std::size_t... Q>(std::index_sequence<Q...>) {
-    ((rest == Q + 1 ? rows.template operator()<Q + 1, false>(p) : void()), ...);
-  }
-  (std::make_index_sequence<R - 1>{});
+  const std::size_t groups_end = P / R * R;
+  for (std::size_t p = 0; p < groups_end; p += R)
+    rows.template operator()<R>(p, p + R <= prefetch_end);
+  for (std::size_t p = groups_end; p < P; ++p) rows.template operator()<1>(p, false);
   if constexpr (!std::is_same_v<Epi, identity>) {
     for (std::size_t n = 0; n < NV; n += W)
       Epi{}(batch::load_unaligned(c + n)).store_unaligned(c + n);
@@ -206,13 +207,9 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
     parallel::for_range(strips, min_strips, [&](std::size_t s0, std::size_t s1) {
       for (std::size_t p0 = 0; p0 < P; p0 += kc_max) {
         const std::size_t kc = P - p0 < kc_max ? P - p0 : kc_max;
-        const bool acc = accumulate || p0 > 0, tails = s1 == strips;
-        if (p0 + kc == P)
-          detail::bcast_block<V, N, Epi, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C, acc, s0,
-                                               s1, tails);
-        else
-          detail::bcast_block<V, N, identity, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C, acc,
-                                                    s0, s1, tails);
+        detail::bcast_block<V, N, Epi, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C,
+                                             accumulate || p0 > 0, p0 + kc == P, s0, s1,
+                                             s1 == strips);
       }
     });
   };
