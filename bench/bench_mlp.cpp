@@ -98,8 +98,7 @@ void BM_W5_gemm(benchmark::State& state) {
   fill(a.data(), a.size(), 3);
   fill(b.data(), b.size(), 4);
   for (auto _ : state) {
-    g::kernels::gemm_bcast<N>(M, K, a.data(), g::kernels::fixed_strides<K, 1>{}, b.data(), c.data(),
-                              false);  // as dense_layer::forward calls it
+    g::kernels::gemm_bcast<N>(M, K, a.data(), K, 1, b.data(), c.data(), false);
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
   }
@@ -127,8 +126,7 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dw(benchmark::
   fill(x.data(), x.size(), 3);
   fill(dy.data(), dy.size(), 4);
   for (auto _ : state) {
-    g::kernels::gemm_bcast<N>(K, M, x.data(), g::kernels::fixed_strides<1, K>{}, dy.data(),
-                              dw.data(), false);  // as dense_layer::backward calls it
+    g::kernels::gemm_bcast<N>(K, M, x.data(), 1, K, dy.data(), dw.data(), false);
     benchmark::DoNotOptimize(dw.data());
     benchmark::ClobberMemory();
   }

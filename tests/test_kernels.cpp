@@ -171,30 +171,6 @@ TEST_CASE_TEMPLATE("gemm_bcast: an epilogue is applied once, to the finished sum
   CHECK(negative > 1000);  // the epilogue had work to do
 }
 
-TEST_CASE_TEMPLATE("gemm_bcast: strides known while compiling give the same values, bitwise", T,
-                   float, double) {
-  // fixed_strides (the forward product of dense and conv layers) against run-time strides, which
-  // the cases above compare with the reference
-  auto check = [](auto k_tag, auto n_tag) {
-    constexpr std::size_t K = decltype(k_tag)::value, N = decltype(n_tag)::value;
-    for (std::size_t M : sizes) {
-      CAPTURE(M);
-      CAPTURE(K);
-      CAPTURE(N);
-      const auto A = random_vector<T>(M * K, 41), B = random_vector<T>(K * N, 42);
-      auto C = random_vector<T>(M * N, 43), R = C;
-      k::gemm_bcast<N>(M, K, A.data(), k::fixed_strides<K, 1>{}, B.data(), C.data(), true);
-      k::gemm_bcast<N>(M, K, A.data(), K, 1, B.data(), R.data(), true);
-      CHECK(C == R);
-    }
-  };
-  using std::integral_constant;
-  check(integral_constant<std::size_t, 1>{}, integral_constant<std::size_t, 17>{});
-  check(integral_constant<std::size_t, 7>{}, integral_constant<std::size_t, 64>{});
-  check(integral_constant<std::size_t, 300>{}, integral_constant<std::size_t, 65>{});
-  check(integral_constant<std::size_t, 784>{}, integral_constant<std::size_t, 256>{});
-}
-
 TEST_CASE("the kernel comparison detects a wrong result") {
   // Guard against a comparison that cannot fail: perturb one element and expect a difference.
   const auto A = random_vector<float>(5 * 7, 1), B = random_vector<float>(7 * 9, 2);

@@ -30,38 +30,26 @@ struct identity {
   template <class V> constexpr V operator()(V v) const noexcept { return v; }
 };
 
-/// Where element (i, p) of A is: A[i * rs + p * cs], strides known at run time ...
-struct strides {
-  std::size_t rs, cs;
-  constexpr std::size_t at(std::size_t i, std::size_t p) const noexcept { return i * rs + p * cs; }
-};
-/// ... or while compiling (every product of dense and conv layers): the micro-kernel then
-/// addresses its rows of A from one pointer with constant offsets instead of one register per
-/// row, which leaves the loop short enough to issue two FMAs per cycle.
-template <std::size_t RS, std::size_t CS> struct fixed_strides {
-  static constexpr std::size_t at(std::size_t i, std::size_t p) noexcept { return i * RS + p * CS; }
-};
-
 namespace detail {
 
-// R rows of C, one panel of V vectors of columns (B and C point at its first column). B's rows
-// are LDB apart, C's rows LDC apart. With `finish`, Epi is applied to the sums before they are
-// stored (a runtime flag, not a second instantiation: only the last block of P finishes).
+// R rows of C, one panel of V vectors of columns, starting at column n. B's rows are LDB apart,
+// C's rows LDC apart. With `finish`, Epi is applied to the sums before they are stored (a runtime
+// flag, not a second instantiation: only the last block of P finishes).
 template <std::size_t R, std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch,
-          class T, class S>
-inline void bcast_panel(std::size_t P, const T* A, S st, const T* B, T* C, bool accumulate,
-                        bool finish) noexcept {
+          class T>
+inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t cs, const T* B, T* C,
+                        std::size_t n, bool accumulate, bool finish) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t W = batch::size;
   batch acc[R][V];
   for (std::size_t r = 0; r < R; ++r)
     for (std::size_t v = 0; v < V; ++v)
-      acc[r][v] = accumulate ? batch::load_unaligned(C + r * LDC + v * W) : batch(T(0));
+      acc[r][v] = accumulate ? batch::load_unaligned(C + r * LDC + n + v * W) : batch(T(0));
   for (std::size_t p = 0; p < P; ++p) {
     batch b[V];
-    for (std::size_t v = 0; v < V; ++v) b[v] = batch::load_unaligned(B + p * LDB + v * W);
+    for (std::size_t v = 0; v < V; ++v) b[v] = batch::load_unaligned(B + p * LDB + n + v * W);
     for (std::size_t r = 0; r < R; ++r) {
-      const batch a(A[st.at(r, p)]);
+      const batch a(A[r * rs + p * cs]);
       for (std::size_t v = 0; v < V; ++v) acc[r][v] = xsimd::fma(a, b[v], acc[r][v]);
     }
   }
@@ -69,82 +57,61 @@ inline void bcast_panel(std::size_t P, const T* A, S st, const T* B, T* C, bool 
     for (std::size_t r = 0; r < R; ++r)
       for (std::size_t v = 0; v < V; ++v) acc[r][v] = Epi{}(acc[r][v]);
   for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * LDC + v * W);
+    for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * LDC + n + v * W);
 }
 
 // Every row of C in blocks of R rows (R = 6, 3 or 1 by the strip's width; a remainder gets its
-// own instantiation) for one column strip of V vectors (B and C point at its first column).
-template <std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch, class T, class S>
-inline void bcast_strip(std::size_t I, std::size_t P, const T* A, S st, const T* B, T* C,
-                        bool accumulate, bool finish = true) noexcept {
+// own instantiation) for the column strip [n, n + V*W).
+template <std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch, class T>
+inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
+                        const T* B, T* C, std::size_t n, bool accumulate,
+                        bool finish = true) noexcept {
   constexpr std::size_t R = V <= 2 ? 6 : (V <= 4 ? 3 : 1);  // at most 12 accumulators
   std::size_t i = 0;
   for (; i + R <= I; i += R)
-    bcast_panel<R, V, LDB, LDC, Epi, Arch>(P, A + st.at(i, 0), st, B, C + i * LDC, accumulate,
+    bcast_panel<R, V, LDB, LDC, Epi, Arch>(P, A + i * rs, rs, cs, B, C + i * LDC, n, accumulate,
                                            finish);
   const std::size_t rest = I - i;
-  A += st.at(i, 0);
+  A += i * rs;
   C += i * LDC;
   // the remainder (1 .. R-1 rows) by its own instantiation, chosen by a fold
   [&]<std::size_t... Q>(std::index_sequence<Q...>) {
-    ((rest == Q + 1 ? bcast_panel<Q + 1, V, LDB, LDC, Epi, Arch>(P, A, st, B, C, accumulate, finish)
-                    : void()),
+    ((rest == Q + 1
+          ? bcast_panel<Q + 1, V, LDB, LDC, Epi, Arch>(P, A, rs, cs, B, C, n, accumulate, finish)
+          : void()),
      ...);
   }
   (std::make_index_sequence<R - 1>{});
 }
 
-// The buffer a thread packs a strip of B into (rows of V*W, contiguous): B's rows are N apart,
-// and for N a multiple of 256 bytes the rows of an unpacked strip all fall into a few sets of
-// the L1 cache (4 of 64 for N = 256 floats: 32 lines), evicting each other long before the 256
-// rows of a block of P are used again by the next rows of A.
-template <class T, std::size_t Width> T* packed_strip() noexcept {
-  alignas(buffer_alignment) static thread_local T buffer[256 * Width];
-  return buffer;
-}
-
-// Columns of one block of P: strips [s0, s1) of V vectors; with tails, also the columns after the
-// last full strip (single vectors, then scalars). Strips of 2 vectors (3 rows or more, blocks of
-// at most 256 rows of B) are packed first (packed_strip); the wider strips of one or two rows
-// use each element of B once or twice, and read it in place.
-template <std::size_t V, std::size_t N, class Epi, class Arch, class T, class S>
-inline void bcast_block(std::size_t I, std::size_t P, const T* A, S st, const T* B, T* C,
-                        bool accumulate, bool finish, std::size_t s0, std::size_t s1,
-                        bool tails) noexcept {
+// Columns of one block of P: strips [s0, s1) of V vectors; with tails, also the columns after
+// the last full strip (single vectors, then scalars).
+template <std::size_t V, std::size_t N, class Epi, class Arch, class T>
+inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
+                        const T* B, T* C, bool accumulate, bool finish, std::size_t s0,
+                        std::size_t s1, bool tails) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   // Column ranges known while compiling: [0, NV) in strips of V vectors, [NV, N1) one vector at a
   // time, then a scalar tail [N1, N).
   constexpr std::size_t NV = N / (V * W) * (V * W);
   constexpr std::size_t N1 = NV + (N - NV) / W * W;
-  using batch = xsimd::batch<T, Arch>;
-  for (std::size_t s = s0; s < s1; ++s) {
-    const std::size_t n = s * V * W;
-    if constexpr (V == 2) {
-      T* bp = packed_strip<T, V * W>();
-      for (std::size_t p = 0; p < P; ++p)
-        for (std::size_t v = 0; v < V; ++v)
-          batch::load_unaligned(B + p * N + n + v * W).store_aligned(bp + (p * V + v) * W);
-      bcast_strip<V, V * W, N, Epi, Arch>(I, P, A, st, bp, C + n, accumulate, finish);
-    } else {
-      bcast_strip<V, N, N, Epi, Arch>(I, P, A, st, B + n, C + n, accumulate, finish);
-    }
-  }
+  for (std::size_t s = s0; s < s1; ++s)
+    bcast_strip<V, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, s * V * W, accumulate, finish);
   if (!tails) return;
   // The single vectors: with one or two rows, all at once (one vector at a time would be a single
   // chain of dependent FMAs, waiting on their latency); with more rows, one vector at a time in
   // blocks of 6 rows. Every element of C gets the same FMAs in the same order either way.
   constexpr std::size_t VT = (N1 - NV) / W;
   if (VT > 1 && I <= 2)
-    bcast_strip<(VT > 1 ? VT : 1), N, N, Epi, Arch>(I, P, A, st, B + NV, C + NV, accumulate,
-                                                    finish);
+    bcast_strip<(VT > 1 ? VT : 1), N, N, Epi, Arch>(I, P, A, rs, cs, B, C, NV, accumulate, finish);
   else
     for (std::size_t n = NV; n < N1; n += W)
-      bcast_strip<1, N, N, Epi, Arch>(I, P, A, st, B + n, C + n, accumulate, finish);
+      bcast_strip<1, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, n, accumulate, finish);
   if constexpr (N > N1)
     for (std::size_t i = 0; i < I; ++i)
       for (std::size_t n = N1; n < N; ++n) {
         T s = accumulate ? C[i * N + n] : T(0);
-        for (std::size_t p = 0; p < P; ++p) s += A[st.at(i, p)] * B[p * N + n];
+        for (std::size_t p = 0; p < P; ++p) s += A[i * rs + p * cs] * B[p * N + n];
         C[i * N + n] = finish ? Epi{}(s) : s;
       }
 }
@@ -171,8 +138,9 @@ inline constexpr std::size_t gemv_prefetch_bytes = 4096;
 // prefetch 4 KiB ahead, so the product runs at the speed of reading B. c stays in L1 and is loaded
 // and stored once per R rows. Each c[n] gets the same FMAs in the same order as in the blocked
 // kernel (p ascending), so a batch-1 result equals that row of a batched one, bit for bit.
-template <std::size_t N, class Epi, class Arch, class T, class S>
-inline void gemv_rows(std::size_t P, const T* a, S st, const T* B, T* c, bool accumulate) noexcept {
+template <std::size_t N, class Epi, class Arch, class T>
+inline void gemv_rows(std::size_t P, const T* a, std::size_t cs, const T* B, T* c,
+                      bool accumulate) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t W = batch::size;
   constexpr std::size_t R = 4;
@@ -184,7 +152,7 @@ inline void gemv_rows(std::size_t P, const T* a, S st, const T* B, T* c, bool ac
     for (std::size_t n = 0; n < N; ++n) c[n] = T(0);
   auto rows = [&]<std::size_t RR>(std::size_t p, bool prefetch) {
     batch ap[RR];
-    for (std::size_t r = 0; r < RR; ++r) ap[r] = batch(a[st.at(0, p + r)]);
+    for (std::size_t r = 0; r < RR; ++r) ap[r] = batch(a[(p + r) * cs]);
     const T* b = B + p * N;
     for (std::size_t v = 0; v < NV; v += W) {
       if (prefetch && v % (VL * W) == 0)
@@ -196,7 +164,7 @@ inline void gemv_rows(std::size_t P, const T* a, S st, const T* B, T* c, bool ac
     }
     for (std::size_t n = NV; n < N; ++n) {
       T s = c[n];
-      for (std::size_t r = 0; r < RR; ++r) s += a[st.at(0, p + r)] * b[r * N + n];
+      for (std::size_t r = 0; r < RR; ++r) s += a[(p + r) * cs] * b[r * N + n];
       c[n] = s;
     }
   };
@@ -215,22 +183,21 @@ inline void gemv_rows(std::size_t P, const T* a, S st, const T* B, T* c, bool ac
 
 }  // namespace detail
 
-/// C[i][n] = epi(C0[i][n] + sum_p A[st.at(i, p)] * B[p*N + n])  for i < I, n < N, where C0 is
-/// C's values (accumulate) or 0, and st is `strides{rs, cs}` or `fixed_strides<RS, CS>{}`.
+/// C[i][n] = epi(C0[i][n] + sum_p A[i*rs + p*cs] * B[p*N + n])  for i < I, n < N, where C0 is
+/// C's values (accumulate) or 0.
 ///
 /// Register blocking: 6 rows x 2 vectors (12 accumulators). Cache blocking: P is cut into blocks
-/// of 256, and the strip of B being multiplied (256 x 2 vectors, 16 KiB in float) is packed into
-/// a contiguous buffer that stays in L1 while every row block passes over it (the values and the
-/// order of the FMAs are those of the unpacked product); the epilogue runs on the last block's
-/// sums, in registers. One row (batch-1 inference, bound by reading B) streams B in storage order
+/// of 256 so that the strip of B being multiplied (256 x 2 vectors, 16 KiB in float) stays in L1
+/// while every row block passes over it; the epilogue runs on the last block's sums, in
+/// registers. One row (batch-1 inference, bound by reading B) streams B in storage order
 /// (detail::gemv_rows); two rows take strips of 4 vectors. With threads (GRAFT_OPENMP), large
 /// products split their column strips between threads.
-template <std::size_t N, class Epi = identity, class Arch = xsimd::default_arch, class T, class S>
-void gemm_bcast(std::size_t I, std::size_t P, const T* A, S st, const T* B, T* C,
-                bool accumulate) noexcept {
+template <std::size_t N, class Epi = identity, class Arch = xsimd::default_arch, class T>
+void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
+                const T* B, T* C, bool accumulate) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   if (I == 1) {
-    detail::gemv_rows<N, Epi, Arch>(P, A, st, B, C, accumulate);
+    detail::gemv_rows<N, Epi, Arch>(P, A, cs, B, C, accumulate);
     return;
   }
   auto run = [&]<std::size_t V>(std::size_t kc_max) {
@@ -240,7 +207,7 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, S st, const T* B, T* C
     parallel::for_range(strips, min_strips, [&](std::size_t s0, std::size_t s1) {
       for (std::size_t p0 = 0; p0 < P; p0 += kc_max) {
         const std::size_t kc = P - p0 < kc_max ? P - p0 : kc_max;
-        detail::bcast_block<V, N, Epi, Arch>(I, kc, A + st.at(0, p0), st, B + p0 * N, C,
+        detail::bcast_block<V, N, Epi, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C,
                                              accumulate || p0 > 0, p0 + kc == P, s0, s1,
                                              s1 == strips);
       }
@@ -250,12 +217,6 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, S st, const T* B, T* C
     run.template operator()<4>(P);
   else
     run.template operator()<2>(256);
-}
-/// The same with strides known at run time: A[i*rs + p*cs].
-template <std::size_t N, class Epi = identity, class Arch = xsimd::default_arch, class T>
-void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
-                const T* B, T* C, bool accumulate) noexcept {
-  gemm_bcast<N, Epi, Arch>(I, P, A, strides{rs, cs}, B, C, accumulate);
 }
 
 /// D[m][k] (+)= sum_n Y[m*N + n] * W[k*N + n]  for m < M, k < K  (D = Y * W^T).
@@ -280,8 +241,8 @@ void gemm_dot(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = fal
         const std::size_t nc = N - n0 < NC ? N - n0 : NC;
         for (std::size_t kk = 0; kk < KB; ++kk)  // wt[n][kk] = W[k0 + kk][n0 + n]
           for (std::size_t n = 0; n < nc; ++n) wt[n * KB + kk] = W[(k0 + kk) * N + n0 + n];
-        detail::bcast_strip<2, KB, K, identity, Arch>(M, nc, Y + n0, fixed_strides<N, 1>{}, wt,
-                                                      D + k0, accumulate || n0 > 0);
+        detail::bcast_strip<2, KB, K, identity, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0,
+                                                      accumulate || n0 > 0);
       }
     }
   });

@@ -98,8 +98,7 @@ class conv2d_layer {
           T* out = padded ? pad : yr;  // the product runs over HWOP columns
           for (std::size_t f = 0; f < F; ++f)
             for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
-          kernels::gemm_bcast<HWOP, Epi>(F, CKK, weight.data(), kernels::fixed_strides<CKK, 1>{},
-                                         col, out, true);
+          kernels::gemm_bcast<HWOP, Epi>(F, CKK, weight.data(), CKK, 1, col, out, true);
           if constexpr (padded)
             for (std::size_t f = 0; f < F; ++f) copy(pad + f * HWOP, yr + f * HWO, HWO);
         }
@@ -119,8 +118,7 @@ class conv2d_layer {
       parallel::for_range(rows, 2, [&](std::size_t begin, std::size_t end) {
         T* dcol = dcol_buffer();
         for (std::size_t r = begin; r < end; ++r) {
-          kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), kernels::fixed_strides<1, CKK>{},
-                                    padded_dy(dy, r), dcol, false);
+          kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, padded_dy(dy, r), dcol, false);
           col2im(dcol, dx + r * input_shape::size);
         }
       });
@@ -136,8 +134,8 @@ class conv2d_layer {
             for (std::size_t i = HWO; i < HWOP; ++i) dyt[i * F + f] = T(0);
           }
           im2col(x + r * input_shape::size, col, begin, end);
-          kernels::gemm_bcast<F>(end - begin, HWOP, col + begin * HWOP,
-                                 kernels::fixed_strides<HWOP, 1>{}, dyt, dwt + begin * F, r > 0);
+          kernels::gemm_bcast<F>(end - begin, HWOP, col + begin * HWOP, HWOP, 1, dyt,
+                                 dwt + begin * F, r > 0);
         }
         if (rows > 0)
           for (std::size_t f = 0; f < F; ++f)

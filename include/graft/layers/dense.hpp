@@ -41,7 +41,7 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
   template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows) const noexcept {
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t n = 0; n < N; ++n) y[r * N + n] = bias[n];
-    kernels::gemm_bcast<N, Epi>(rows, K, x, kernels::fixed_strides<K, 1>{}, weight.data(), y, true);
+    kernels::gemm_bcast<N, Epi>(rows, K, x, K, 1, weight.data(), y, true);
   }
 
   /// InputGrad: write dx = dy W^T. GradMask bit j: write the gradient of param j into grads[j].
@@ -49,7 +49,7 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
                                                              const T* dy, T* dx, T* const* grads,
                                                              std::size_t rows) const noexcept {
     if constexpr ((GradMask & 1U) != 0)  // dW[K x N] = x^T dy
-      kernels::gemm_bcast<N>(K, rows, x, kernels::fixed_strides<1, K>{}, dy, grads[0], false);
+      kernels::gemm_bcast<N>(K, rows, x, 1, K, dy, grads[0], false);
     if constexpr ((GradMask & 2U) != 0) kernels::column_sum<N>(rows, dy, grads[1], false);
     if constexpr (InputGrad) kernels::gemm_dot<K, N>(rows, dy, weight.data(), dx);
   }
