@@ -69,13 +69,15 @@ template <class T, class In, class Fn> class elementwise_layer : public without_
                                                     T* const*, std::size_t rows) const noexcept {
     if constexpr (InputGrad)
       parallel::for_rows(rows, size, [&](std::size_t b, std::size_t e) {
-        const std::size_t n = (e - b) * size, o = b * size;
+        const std::size_t n = (e - b) * size;
+        const T *yb = y + b * size, *dyb = dy + b * size;
+        T* dxb = dx + b * size;
         std::size_t i = 0;
         if constexpr (vectorised)
           for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
-            (batch::load_unaligned(dy + o + i) * Fn::df_batch(batch::load_unaligned(y + o + i)))
-                .store_unaligned(dx + o + i);
-        for (; i < n; ++i) dx[o + i] = dy[o + i] * Fn::df_from_y(y[o + i]);
+            (batch::load_unaligned(dyb + i) * Fn::df_batch(batch::load_unaligned(yb + i)))
+                .store_unaligned(dxb + i);
+        for (; i < n; ++i) dxb[i] = dyb[i] * Fn::df_from_y(yb[i]);
       });
   }
 };

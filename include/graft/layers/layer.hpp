@@ -108,19 +108,13 @@ template <class L> constexpr std::size_t inference_workspace_of(std::size_t rows
 /// after it (activations.hpp). By offering it the layer promises that its backward never reads
 /// its own output (the pre-activation is then never written). Models, trainers and runners fuse
 /// such pairs: the activation's forward is not called, and its input is not written.
-template <class L, class Next> constexpr bool fuses_v = [] {
-  if constexpr (requires { typename Next::epilogue; }) {
-    if constexpr (!std::is_void_v<typename Next::epilogue> && !uses_workspace<L>)
-      return requires(const L& l, const typename L::scalar* x, typename L::scalar* y,
-                      std::size_t rows) {
-        l.template forward_fused<typename Next::epilogue>(x, y, rows);
-      };
-    else
-      return false;
-  } else {
-    return false;
-  }
-}();
+template <class L, class Next> constexpr bool fuses_v =
+    !uses_workspace<L> &&
+    requires(const L& l, const typename L::scalar* x, typename L::scalar* y, std::size_t rows) {
+  typename Next::epilogue;
+  requires !std::is_void_v<typename Next::epilogue>;
+  l.template forward_fused<typename Next::epilogue>(x, y, rows);
+};
 /// Rows a training batch needs for batch statistics (batch norm over flat features needs two: one
 /// value per channel has no variance). 1 for layers without statistics.
 template <class L> constexpr std::size_t min_batch_rows_v = [] {

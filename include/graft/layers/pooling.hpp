@@ -249,7 +249,6 @@ class pool2d_layer : public without_parameters<T> {
     }
   }
 
- private:
   // Index of the first maximum of the window at (oy, ox); NaN wins (it propagates). Written
   // without branches on the data (selects): with random signs, branches mispredict constantly.
   static std::size_t argmax(const T* xc, std::size_t oy, std::size_t ox) noexcept {

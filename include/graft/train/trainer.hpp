@@ -289,20 +289,16 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   /// activation's output directly; activation(i) of the skipped pre-activation is not written.
   void forward(std::size_t rows, std::size_t start = 0, std::size_t stop = L) noexcept {
     const std::size_t lo = trainable_from();
-    bool skip = false;  // the activation was applied by the layer before it
     meta::static_for<L>([&](auto i) {
       if (i >= start && i < stop) {
-        if (skip) {
-          skip = false;
-          return;
-        }
+        if constexpr (i > 0 && plan::fused[i - 1])
+          if (i > start) return;  // applied by the layer before it, which ran in this pass
         auto& layer = net_->template layer<i>();
         const T* x = at(layout.act[i]);
         if constexpr (plan::fused[i]) {
           if (i + 1 < stop) {
             detail::forward_fused<typename M::template layer_type<i + 1>>(
                 layer, x, at(layout.act[i + 2]), rows);
-            skip = true;
             return;
           }
         }
