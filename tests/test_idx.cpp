@@ -2,15 +2,18 @@
 // offset, expected and found values, and from_idx validation.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -20,6 +23,31 @@
 #endif
 
 #include "graft/data/data.hpp"
+
+#ifdef GRAFT_HAVE_ZLIB
+// The largest single request to the global operator new since the last reset: the gzip bomb tests
+// check that reading does not allocate what a hostile stream would inflate to. Replacing the
+// global allocation functions is allowed in a program; this test binary is its own program.
+namespace {
+std::atomic<std::size_t> largest_allocation{0};
+void note_allocation(std::size_t n) {
+  std::size_t seen = largest_allocation.load(std::memory_order_relaxed);
+  while (n > seen && !largest_allocation.compare_exchange_weak(seen, n)) {
+  }
+}
+}  // namespace
+void* operator new(std::size_t n) {
+  note_allocation(n);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) { return ::operator new(n); }
+// Not inlined: GCC would otherwise see free() applied to what operator new returned and warn.
+[[gnu::noinline]] void operator delete(void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+[[gnu::noinline]] void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 namespace {
 
@@ -75,6 +103,36 @@ void write_gz(const std::string& path, const bytes& b) {
   REQUIRE(f != nullptr);
   if (!b.empty()) REQUIRE(gzwrite(f, b.data(), static_cast<unsigned>(b.size())) == int(b.size()));
   REQUIRE(gzclose(f) == Z_OK);
+}
+
+/// One gzip member holding head followed by zeros zero bytes, compressed in memory in 1 MiB steps
+/// (a gzip bomb: the zeros are never held uncompressed all at once).
+bytes gzip_then_zeros(const bytes& head, std::size_t zeros) {
+  z_stream z{};
+  REQUIRE(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) ==
+          Z_OK);
+  bytes out;
+  const bytes chunk(1 << 20, 0);
+  unsigned char buf[1 << 16];
+  auto pump = [&](const unsigned char* in, std::size_t n, int flush) {
+    z.next_in = const_cast<unsigned char*>(in);
+    z.avail_in = static_cast<uInt>(n);
+    do {
+      z.next_out = buf;
+      z.avail_out = sizeof buf;
+      REQUIRE(deflate(&z, flush) != Z_STREAM_ERROR);
+      out.insert(out.end(), buf, buf + (sizeof buf - z.avail_out));
+    } while (z.avail_out == 0);
+  };
+  pump(head.data(), head.size(), Z_NO_FLUSH);
+  for (std::size_t left = zeros; left > 0;) {
+    const std::size_t k = left < chunk.size() ? left : chunk.size();
+    pump(chunk.data(), k, Z_NO_FLUSH);
+    left -= k;
+  }
+  pump(nullptr, 0, Z_FINISH);
+  REQUIRE(deflateEnd(&z) == Z_OK);
+  return out;
 }
 #endif
 
@@ -412,6 +470,122 @@ TEST_CASE("idx: gzip files") {
   CHECK(contains(read_error(renamed), "found 0x1F 0x8B (the gzip magic: graft was built without"));
 #endif
 }
+
+#ifdef GRAFT_HAVE_ZLIB
+TEST_CASE("idx: bytes after the last gzip member are refused, with their compressed offset") {
+  temp_dir dir;
+  const bytes file = idx_file(0x08, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const std::string member_path = dir.file("member.gz");
+  write_gz(member_path, file);
+  const bytes member = read_raw(member_path);
+  const bytes empty_member = [&] {
+    const std::string p = dir.file("empty.gz");
+    write_gz(p, {});
+    return read_raw(p);
+  }();
+
+  struct garbage_case {
+    const char* name;
+    bytes tail;
+  };
+  for (const garbage_case& c :
+       {garbage_case{"text", {'J', 'U', 'N', 'K', '\n'}},
+        garbage_case{"zeros (tar padding)", bytes(512, 0)}, garbage_case{"one byte", {0x1f}},
+        garbage_case{"half a magic", {0x1f, 0x00, 0x8b}}}) {
+    const std::string name = c.name;
+    CAPTURE(name);
+    bytes bad = member;
+    bad.insert(bad.end(), c.tail.begin(), c.tail.end());
+    const std::string path = dir.file("garbage.gz");
+    write_raw(path, bad);
+    std::uint64_t offset = 0;
+    const std::string msg = read_error(path, &offset);
+    CAPTURE(msg);
+    CHECK(offset == member.size());
+    CHECK(contains(msg, "graft: " + path + ": byte " + std::to_string(member.size()) + ": "));
+    CHECK(!contains(msg, "decompressed"));  // an offset into the compressed file
+    CHECK(contains(msg, "gzip member"));
+    CHECK(contains(msg, "found " + std::to_string(c.tail.size()) + " trailing byte"));
+  }
+
+  // After several members, the offset is past all of them.
+  bytes two = member;
+  two.insert(two.end(), empty_member.begin(), empty_member.end());
+  const std::size_t end_of_members = two.size();
+  two.push_back(0);
+  const std::string path = dir.file("two-then-garbage.gz");
+  write_raw(path, two);
+  std::uint64_t offset = 0;
+  const std::string msg = read_error(path, &offset);
+  CAPTURE(msg);
+  CHECK(offset == end_of_members);
+  CHECK(contains(msg, "found 1 trailing byte"));
+
+  // Concatenated members (each starting 0x1F 0x8B) are valid gzip: still read, empty ones too.
+  const auto half = static_cast<std::ptrdiff_t>(file.size() / 2);
+  const std::string p1 = dir.file("p1.gz"), p2 = dir.file("p2.gz");
+  write_gz(p1, bytes(file.begin(), file.begin() + half));
+  write_gz(p2, bytes(file.begin() + half, file.end()));
+  bytes multi = empty_member;
+  for (const bytes& part : {read_raw(p1), empty_member, read_raw(p2), empty_member})
+    multi.insert(multi.end(), part.begin(), part.end());
+  const std::string good = dir.file("multi.gz");
+  write_raw(good, multi);
+  const gd::idx_array a = gd::read_idx(good);
+  CHECK(a.decompressed);
+  CHECK(a.payload == bytes{1, 2, 3, 4, 5, 6});
+}
+
+TEST_CASE("idx: a gzip bomb stops at the size its header declares, without allocating more") {
+  temp_dir dir;
+  constexpr std::size_t zeros = std::size_t{200} << 20;  // 200 MiB inflated, ~200 KB compressed
+  constexpr std::size_t allocation_bound = std::size_t{8} << 20;
+
+  SUBCASE("1x1 ubyte declared, 200 MiB follow") {
+    const std::string path = dir.file("bomb.gz");
+    write_raw(path, gzip_then_zeros(idx_file(0x08, {1, 1}, {}), zeros));
+    largest_allocation = 0;
+    std::uint64_t offset = 0;
+    const std::string msg = read_error(path, &offset);
+    const std::size_t largest = largest_allocation.load();
+    CAPTURE(msg);
+    CAPTURE(largest);
+    CHECK(offset == 12 + 1);
+    CHECK(contains(msg, "graft: " + path + ": byte 13 of the decompressed stream: expected "));
+    CHECK(contains(msg, "1 payload byte (1x1 ubyte) declared by the header"));
+    CHECK(contains(msg, "more data follows"));
+    CHECK(largest < allocation_bound);
+  }
+  SUBCASE("1000x1000 ubyte declared, 200 MiB follow") {
+    const std::string path = dir.file("bomb2.gz");
+    write_raw(path, gzip_then_zeros(idx_file(0x08, {1000, 1000}, {}), zeros));
+    largest_allocation = 0;
+    std::uint64_t offset = 0;
+    const std::string msg = read_error(path, &offset);
+    const std::size_t largest = largest_allocation.load();
+    CAPTURE(msg);
+    CAPTURE(largest);
+    CHECK(offset == 12 + 1000000);
+    CHECK(contains(msg, "1000000 payload bytes (1000x1000 ubyte) declared by the header"));
+    CHECK(contains(msg, "more data follows"));
+    CHECK(largest < allocation_bound);
+  }
+}
+
+TEST_CASE("idx: a huge declared payload is not reserved before the data arrives") {
+  // A guard, not a regression: 64 GiB declared, 100 bytes present.
+  temp_dir dir;
+  const std::string path = dir.file("huge.gz");
+  write_gz(path, idx_file(0x08, {0xFFFFFFFF, 16}, bytes(100, 1)));
+  largest_allocation = 0;
+  std::uint64_t offset = 0;
+  const std::string msg = read_error(path, &offset);
+  CAPTURE(msg);
+  CHECK(offset == 12);
+  CHECK(contains(msg, "expected 68719476720 payload bytes (4294967295x16 ubyte), found 100"));
+  CHECK(largest_allocation.load() < (std::size_t{1} << 20));
+}
+#endif
 
 TEST_CASE("from_idx: images and labels") {
   temp_dir dir;

@@ -1,8 +1,10 @@
 // The IDX format of LeCun's MNIST files: two zero bytes, a type code, the number of dimensions,
 // that many big-endian uint32 dimensions, then the big-endian payload. read_idx() reads raw or
-// gzip files (gzip needs zlib: GRAFT_HAVE_ZLIB); parse_idx() validates a buffer. Every malformed
-// input throws graft::data_error naming the file, the byte offset, what was expected and found.
-// Light header (no xtensor).
+// gzip files (gzip needs zlib: GRAFT_HAVE_ZLIB); parse_idx() validates a buffer, parse_idx_gzip()
+// a gzip file in a buffer. Every malformed input throws graft::data_error naming the file, the
+// byte offset, what was expected and found. A gzip file is inflated only as far as its IDX header
+// declares (a gzip bomb is refused after a few KiB more, never allocated), and bytes after its
+// last gzip member are refused. Light header (no xtensor).
 #pragma once
 #include <bit>
 #include <cerrno>
@@ -13,6 +15,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -304,71 +307,148 @@ inline void check_not_directory(const std::string& path) {
 }
 
 #ifdef GRAFT_HAVE_ZLIB
-/// The ISIZE field of a gzip file (uncompressed size mod 2^32), a hint for the buffer size.
-inline std::size_t gzip_size_hint(const std::string& path, std::size_t file_size) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return 0;
-  unsigned char tail[4] = {0, 0, 0, 0};
-  bool ok = file_size >= 18 && std::fseek(f, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, f) == 4;
-  std::fclose(f);
-  if (!ok) return 0;
-  const std::size_t isize = std::size_t{tail[0]} | (std::size_t{tail[1]} << 8) |
-                            (std::size_t{tail[2]} << 16) | (std::size_t{tail[3]} << 24);
-  // deflate expands at most ~1032:1; a larger ISIZE is a corrupt or hostile trailer.
-  return isize / 1032 <= file_size ? isize : 0;
+/// How far past the size its header declares a gzip IDX stream is inflated before reading stops:
+/// a few trailing bytes are counted exactly (parse_idx reports them), more are a gzip bomb.
+inline constexpr std::size_t gzip_idx_slack = 4096;
+
+/// The sizes declared by a complete and valid IDX header at the start of b[0, n).
+struct idx_declared {
+  std::size_t header = 0;   ///< 4 + 4 * rank
+  std::size_t payload = 0;  ///< bytes: element size times the product of the dimensions
+};
+
+/// True, with the declared sizes, when b[0, n) starts with a complete IDX header that parse_idx
+/// accepts; false while the header is incomplete or when it is invalid (parse_idx says why).
+inline bool peek_idx_header(const unsigned char* b, std::size_t n, idx_declared& out) noexcept {
+  if (n < 4 || b[0] != 0 || b[1] != 0) return false;
+  const std::size_t es = idx_element_size(b[2]), rank = b[3];
+  if (es == 0 || rank == 0 || n < 4 + 4 * rank) return false;
+  std::size_t total = es;
+  for (std::size_t i = 0; i < rank; ++i) {
+    const std::uint32_t d = load_be32(b + 4 + 4 * i);
+    if (d == 0 || total > std::numeric_limits<std::size_t>::max() / d) return false;
+    total *= d;
+  }
+  out.header = 4 + 4 * rank;
+  out.payload = total;
+  return true;
+}
+
+/// "N payload bytes (AxB type)" for a header peek_idx_header accepted.
+inline std::string declared_payload(const unsigned char* b, const idx_declared& d) {
+  std::vector<std::size_t> dims((d.header - 4) / 4);
+  for (std::size_t i = 0; i < dims.size(); ++i) dims[i] = load_be32(b + 4 + 4 * i);
+  return count_of(d.payload, "payload byte") + " (" + dims_string(dims) + " " +
+         idx_type_name(b[2]) + ")";
 }
 #endif
 
 }  // namespace detail
 
+#ifdef GRAFT_HAVE_ZLIB
+/// Inflates a gzip file held in bytes[0, n) and parses the IDX data in it (see parse_idx; offsets
+/// in its errors are into the decompressed stream). Concatenated gzip members are one stream;
+/// anything else after the last member is a data_error at its offset in the compressed file.
+/// Memory grows with the data actually inflated, up to the size the IDX header declares (plus
+/// detail::gzip_idx_slack): a stream that goes on past that is refused without inflating the rest.
+inline idx_array parse_idx_gzip(std::string name, const unsigned char* bytes, std::size_t n) {
+  z_stream z{};
+  if (const int rc = inflateInit2(&z, 16 + MAX_WBITS); rc != Z_OK) {
+    if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+    throw std::runtime_error("graft: zlib's inflateInit2 failed (" + std::to_string(rc) + ")");
+  }
+  std::unique_ptr<z_stream, int (*)(z_streamp)> end_inflate(&z, &inflateEnd);
+  constexpr std::size_t max_header = 4 + 4 * 255;
+  constexpr std::size_t max_step = std::size_t{1} << 30;  // avail_in and avail_out are uInt
+  detail::byte_buffer out;
+  detail::idx_declared declared;
+  bool header_known = false;
+  // Inflating stops when the output exceeds limit: the declared size plus the slack once the
+  // header is known; before, room for the largest header plus the slack (a longer stream without
+  // a valid header is refused by parse_idx for its header).
+  std::size_t limit = max_header + detail::gzip_idx_slack;
+  std::size_t pos = 0;  // compressed bytes consumed
+  for (;;) {
+    if (out.size > limit) {
+      if (!header_known) {
+        (void)parse_idx(name, out.data.get(), out.size, true);  // refuses the header
+        throw data_error(name, 0, "an IDX header", "none parse_idx_gzip could read", true);
+      }
+      throw data_error(name, declared.header + declared.payload,
+                       "the end of the data after " +
+                           detail::declared_payload(out.data.get(), declared) +
+                           " declared by the header",
+                       "more than " + detail::count_of(detail::gzip_idx_slack, "further byte") +
+                           ": more data follows (inflating stopped there)",
+                       true);
+    }
+    if (out.size == out.capacity) {
+      const std::size_t grown = out.capacity < 65536 ? 65536 : out.capacity * 2;
+      out.reserve(grown < limit + 1 ? grown : limit + 1);  // limit + 1: to see it exceeded
+    }
+    const std::size_t in_step = n - pos < max_step ? n - pos : max_step;
+    const std::size_t room_now = (out.capacity < limit + 1 ? out.capacity : limit + 1) - out.size;
+    const std::size_t out_step = room_now < max_step ? room_now : max_step;
+    z.next_in = const_cast<Bytef*>(bytes + pos);
+    z.avail_in = static_cast<uInt>(in_step);
+    z.next_out = out.data.get() + out.size;
+    z.avail_out = static_cast<uInt>(out_step);
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    pos += in_step - z.avail_in;
+    out.size += out_step - z.avail_out;
+    if (!header_known && detail::peek_idx_header(out.data.get(), out.size, declared)) {
+      header_known = true;
+      const std::size_t declared_end = declared.header + declared.payload;
+      const std::size_t top = std::numeric_limits<std::size_t>::max() - 1;
+      limit =
+          declared_end < top - detail::gzip_idx_slack ? declared_end + detail::gzip_idx_slack : top;
+    }
+    if (rc == Z_STREAM_END) {
+      if (pos == n) break;
+      if (n - pos >= 2 && bytes[pos] == 0x1f && bytes[pos + 1] == 0x8b) {
+        inflateReset(&z);  // the next gzip member
+        continue;
+      }
+      std::string found = detail::count_of(n - pos, "trailing byte") +
+                          (n - pos == 1 ? " that does not" : " that do not") +
+                          " start a gzip member (" + detail::hex_byte(bytes[pos]);
+      if (n - pos >= 2) found += " " + detail::hex_byte(bytes[pos + 1]);
+      throw data_error(name, pos,
+                       "the end of the file or another gzip member (0x1F 0x8B) after the gzip "
+                       "member ending here",
+                       found + (n - pos > 2 ? " ...)" : ")"));
+    }
+    if (rc == Z_OK) continue;
+    if (rc == Z_BUF_ERROR && z.avail_out == 0) continue;  // the output buffer grows
+    if (rc == Z_BUF_ERROR && pos == n)
+      throw data_error(name, out.size, "a complete gzip stream",
+                       "the end of the file after " + detail::count_of(n, "compressed byte"), true);
+    if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+    throw data_error(
+        name, out.size, "a valid gzip stream",
+        z.msg != nullptr && *z.msg != 0 ? std::string(z.msg) : "zlib error " + std::to_string(rc),
+        true);
+  }
+  return parse_idx(std::move(name), out.data.get(), out.size, true);
+}
+#endif
+
 /// Reads and validates a whole IDX file. With zlib (GRAFT_HAVE_ZLIB) both gzip and raw files are
 /// read (whatever the name); without zlib only raw files, and a .gz file is a data_error.
 inline idx_array read_idx(const std::string& path) {
   detail::check_not_directory(path);
-  detail::byte_buffer buf;
-  const std::size_t fsize = detail::file_size_or(path, 0);
-#ifdef GRAFT_HAVE_ZLIB
-  errno = 0;
-  gzFile gz = gzopen(path.c_str(), "rb");
-  if (gz == nullptr) detail::throw_unreadable(path, errno);
-  std::unique_ptr<gzFile_s, int (*)(gzFile)> closer(gz, &gzclose_r);
-  gzbuffer(gz, 1u << 18);
-  const bool direct = gzdirect(gz) == 1;
-  std::size_t hint = direct ? fsize : detail::gzip_size_hint(path, fsize);
-  if (hint == 0 && !direct) hint = fsize * 4;
-  buf.reserve(hint + 1);  // + 1: the final zero-byte read needs no reallocation
-  int read_errno = 0;
-  for (;;) {
-    const std::size_t room = buf.make_room();
-    const auto chunk = static_cast<unsigned>(room < (1u << 30) ? room : (1u << 30));
-    errno = 0;
-    const int got = gzread(gz, buf.data.get() + buf.size, chunk);
-    if (got < 0) read_errno = errno;
-    if (got <= 0) break;
-    buf.size += static_cast<std::size_t>(got);
-  }
-  int err = Z_OK;
-  const char* message = gzerror(gz, &err);
-  if (err == Z_ERRNO) detail::throw_unreadable(path, read_errno);
-  if (err != Z_OK) {
-    // Z_BUF_ERROR: the stream ends early (truncated file); anything else: corrupt data.
-    std::string found = message != nullptr && *message != 0 ? std::string(message)
-                                                            : "zlib error " + std::to_string(err);
-    throw data_error(path, buf.size,
-                     err == Z_BUF_ERROR ? "a complete gzip stream" : "a valid gzip stream",
-                     std::move(found), true);
-  }
-  return parse_idx(path, buf.data.get(), buf.size, !direct);
-#else
+#ifndef GRAFT_HAVE_ZLIB
   if (path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0)
     throw data_error(path, data_error::no_offset, "a raw IDX file",
                      "a .gz file, and graft was built without zlib (gunzip it, or install zlib and "
                      "reconfigure)");
+#endif
   errno = 0;
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) detail::throw_unreadable(path, errno);
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(f, &std::fclose);
-  buf.reserve(fsize + 1);
+  detail::byte_buffer buf;
+  buf.reserve(detail::file_size_or(path, 0) + 1);  // + 1: the final short read needs no more
   for (;;) {
     const std::size_t room = buf.make_room();
     const std::size_t got = std::fread(buf.data.get() + buf.size, 1, room, f);
@@ -376,8 +456,13 @@ inline idx_array read_idx(const std::string& path) {
     if (got < room) break;
   }
   if (std::ferror(f)) detail::throw_unreadable(path, errno);
-  return parse_idx(path, buf.data.get(), buf.size, false);
+  closer.reset();
+#ifdef GRAFT_HAVE_ZLIB
+  // gzip is recognised by its magic, whatever the name (as zlib's gzread does).
+  if (buf.size >= 2 && buf.data[0] == 0x1f && buf.data[1] == 0x8b)
+    return parse_idx_gzip(path, buf.data.get(), buf.size);
 #endif
+  return parse_idx(path, buf.data.get(), buf.size, false);
 }
 
 }  // namespace data
