@@ -32,6 +32,19 @@ struct identity {
 
 namespace detail {
 
+/// The sum of a batch's lanes, in an order graft fixes: halves added pairwise (lanes i and i+V/2,
+/// then again on the half), whatever the instruction set. It replaces xsimd::hadd, whose AVX-512
+/// double form reads _mm256_undefined_pd (g++ 12 warns "may be used uninitialized" under -Werror)
+/// and whose order is each architecture's own.
+template <class T, class Arch> inline T lane_sum(const xsimd::batch<T, Arch>& v) noexcept {
+  constexpr std::size_t V = xsimd::batch<T, Arch>::size;
+  alignas(xsimd::batch<T, Arch>::arch_type::alignment()) T lanes[V];
+  v.store_aligned(lanes);
+  for (std::size_t w = V / 2; w > 0; w /= 2)
+    for (std::size_t i = 0; i < w; ++i) lanes[i] += lanes[i + w];
+  return lanes[0];
+}
+
 // R rows of C, one panel of V vectors of columns, starting at column n. B's rows are LDB apart,
 // C's rows LDC apart. With `finish`, Epi is applied to the sums before they are stored (a runtime
 // flag, not a second instantiation: only the last block of P finishes).
@@ -254,7 +267,7 @@ void gemm_dot(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = fal
       for (std::size_t n = 0; n < NV; n += V)
         acc = xsimd::fma(batch::load_unaligned(Y + m * N + n), batch::load_unaligned(W + k * N + n),
                          acc);
-      T s = xsimd::hadd(acc);
+      T s = detail::lane_sum(acc);
       for (std::size_t n = NV; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
       D[m * K + k] = accumulate ? D[m * K + k] + s : s;
     }
@@ -281,7 +294,7 @@ inline void nt_tile(const T* Y, const T* W, T* D, bool accumulate) noexcept {
   }
   for (std::size_t m = 0; m < MR; ++m)
     for (std::size_t k = 0; k < KR; ++k) {
-      T s = xsimd::hadd(acc[m][k]);
+      T s = lane_sum(acc[m][k]);
       for (std::size_t n = NV; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
       D[m * LDD + k] = accumulate ? D[m * LDD + k] + s : s;
     }
@@ -336,7 +349,7 @@ void row_sum(std::size_t M, const T* Y, T* out, bool accumulate) noexcept {
     for (std::size_t n = 0; n < N4; n += 4 * V)
       for (std::size_t j = 0; j < 4; ++j) a[j] += batch::load_unaligned(y + n + j * V);
     for (std::size_t n = N4; n < NV; n += V) a[0] += batch::load_unaligned(y + n);
-    T s = xsimd::hadd((a[0] + a[1]) + (a[2] + a[3]));
+    T s = detail::lane_sum((a[0] + a[1]) + (a[2] + a[3]));
     for (std::size_t n = NV; n < N; ++n) s += y[n];
     out[m] = accumulate ? out[m] + s : s;
   }
