@@ -139,3 +139,70 @@ TEST_CASE("a failed save leaves the previous file intact") {
   CHECK_THROWS_WITH_AS(g::save(*b, dir.file("no/such/dir/x.graft")),
                        doctest::Contains("cannot write"), g::io_error);
 }
+
+namespace {
+/// Rewrites a saved file's two scalar counts (keeping the descriptions and fingerprints), resizes
+/// its payload to match the new counts and recomputes the checksum: a file that passes every
+/// check of the format itself, so that only the comparison with the model can refuse it.
+std::vector<char> with_counts(const std::vector<char>& good, std::uint64_t backbone,
+                              std::uint64_t head, std::size_t scalar = 4) {
+  auto u32 = [&](std::size_t at) {
+    std::uint32_t v = 0;
+    for (std::size_t i = 0; i < 4; ++i)
+      v |= static_cast<std::uint32_t>(static_cast<unsigned char>(good[at + i])) << (8 * i);
+    return v;
+  };
+  std::size_t at = 32;
+  at += 4 + u32(at);
+  at += 4 + u32(at);
+  std::vector<char> out(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(at));
+  for (std::uint64_t v : {backbone, head})
+    for (std::size_t i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+  const std::size_t payload = (backbone + head) * scalar;
+  for (std::size_t i = 0; i < payload; ++i)
+    out.push_back(at + 16 + i < good.size() - 8 ? good[at + 16 + i] : char{0x11});
+  const auto sum = g::detail::fnv1a(reinterpret_cast<const unsigned char*>(out.data()), out.size());
+  for (std::size_t i = 0; i < 8; ++i) out.push_back(static_cast<char>(sum >> (8 * i)));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("regression: scalar counts that differ from the model's are refused (no overread)") {
+  // A file with the model's descriptions, counts of 0 and an empty payload used to pass every
+  // check and make load() read 235,146 floats past the end of the buffer.
+  temp_dir dir;
+  auto a = g::make_model<mlp_net>(g::seed{1});
+  g::save(*a, dir.file("a.graft"));
+  const auto good = slurp(dir.file("a.graft"));
+  constexpr std::uint64_t backbone = mlp::parameter_count, head = 1290;
+  CHECK(with_counts(good, backbone, head) == good);  // the crafting itself is faithful
+  auto b = g::make_model<mlp_net>(g::seed{2});
+  const auto copy = std::make_unique<mlp_net>(*b);
+  const std::string p = dir.file("counts.graft");
+  auto refused = [&](std::uint64_t bc, std::uint64_t hc, const std::string& text,
+                     bool backbone_only) {
+    spit(p, with_counts(good, bc, hc));
+    if (backbone_only)
+      CHECK_THROWS_WITH_AS(g::load_backbone(*b, p), doctest::Contains(text.c_str()), g::io_error);
+    else
+      CHECK_THROWS_WITH_AS(g::load(*b, p), doctest::Contains(text.c_str()), g::io_error);
+    CHECK(same(*b, *copy));
+  };
+  refused(0, 0, "the file holds 0 backbone and 0 head scalars, the model needs 233856 and 1290",
+          false);
+  refused(0, 0, "the file holds 0 backbone scalars, the model's backbone needs 233856", true);
+  refused(backbone + 7, head, "holds 233863 backbone and 1290 head scalars", false);
+  refused(backbone, head + 1, "holds 233856 backbone and 1291 head scalars", false);
+  refused(backbone - 1, head + 1, "233855 backbone", true);
+  // the head count is not the backbone's business: a file with another head loads its backbone
+  spit(p, with_counts(good, backbone, 0));
+  g::load_backbone(*b, p);
+  CHECK(graft_test::bitwise_equal(*b, *a, false));
+}
+
+TEST_CASE("regression: a directory given as a weight file is refused with the reason") {
+  temp_dir dir;
+  auto a = g::make_model<mlp_net>(g::seed{1});
+  CHECK_THROWS_WITH_AS(g::load(*a, dir.path.string()), doctest::Contains("Is a directory"),
+                       g::io_error);
+}

@@ -86,10 +86,15 @@ inline std::vector<unsigned char> read_file(const std::string& path) {
   std::vector<unsigned char> bytes;
   unsigned char buf[1 << 16];
   std::size_t got = 0;
+  errno = 0;
   while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.insert(bytes.end(), buf, buf + got);
+  const int err = errno;
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
-  if (failed) throw io_error("graft: error reading weight file '" + path + "'");
+  // a directory opens on POSIX and fails on the first read (EISDIR): say so
+  if (failed)
+    throw io_error("graft: error reading weight file '" + path +
+                   "': " + (err != 0 ? std::strerror(err) : "read error"));
   return bytes;
 }
 
@@ -159,6 +164,26 @@ inline weight_file parse_weights(const std::string& path, std::vector<unsigned c
   return w;
 }
 
+/// Writes bytes to path through a temporary file in the same directory, flushed to disk and
+/// renamed over path: a crash (even SIGKILL) at any point leaves either the previous file or the
+/// new one, never a mix.
+inline void write_atomically(const std::string& path, const std::vector<unsigned char>& out) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) throw io_error("graft: cannot write '" + tmp + "': " + std::strerror(errno));
+  bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size() && std::fflush(f) == 0;
+#if defined(__unix__) || defined(__APPLE__)
+  ok = ok && ::fsync(::fileno(f)) == 0;
+#endif
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw io_error("graft: saving '" + path + "' failed: " + why +
+                   " (the previous file, if any, is intact)");
+  }
+}
+
 /// Visits the saved tensors (parameters, then buffers, layer by layer) of the backbone or head.
 template <class M, class F> void for_each_param(M& net, bool head, F&& f) {
   net.for_each_saved([&](std::size_t layer, auto* data, std::size_t size) {
@@ -210,56 +235,62 @@ template <class M> void save(const M& net, const std::string& path) {
   detail::for_each_param(net, true, write);
   detail::put_le<std::uint64_t>(out, detail::fnv1a(out.data(), out.size()));
 
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) throw io_error("graft: cannot write '" + tmp + "': " + std::strerror(errno));
-  bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size() && std::fflush(f) == 0;
-#if defined(__unix__) || defined(__APPLE__)
-  ok = ok && ::fsync(::fileno(f)) == 0;
-#endif
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw io_error("graft: saving '" + path + "' failed: " + why +
-                   " (the previous file, if any, is intact)");
-  }
+  detail::write_atomically(path, out);
 }
 
 namespace detail {
-/// Reads and validates path for model type M (format, checksum, scalar size).
-template <class M> weight_file read_weights_for(const std::string& path) {
+/// Validates a parsed file against model type M (scalar size, descriptions and scalar counts) and
+/// only then reads it into net: a refused file leaves net unchanged. With include_head false only
+/// the backbone is compared and read (the file's head may be any head).
+template <class M>
+void load_parsed(M& net, const std::string& path, const weight_file& w, bool include_head) {
   using T = typename M::scalar;
-  auto w = parse_weights(path, read_file(path));
   if (w.scalar_size != sizeof(T))
     throw io_error("graft: " + path + ": saved with " + std::to_string(w.scalar_size) +
                    "-byte scalars, the model uses " + std::to_string(sizeof(T)) + "-byte scalars");
-  return w;
+  const std::string bd = M::backbone_description(), hd = M::head_description();
+  if (include_head && (w.backbone_desc != bd || w.head_desc != hd))
+    throw io_error("graft: " + path + ": architecture differs.\n  file:  " + w.backbone_desc +
+                   " | " + w.head_desc + "\n  model: " + bd + " | " + hd);
+  if (!include_head && w.backbone_desc != bd)
+    throw io_error("graft: " + path + ": backbone differs.\n  file:  " + w.backbone_desc +
+                   "\n  model: " + bd);
+  // The descriptions name layers and shapes, not the number of scalars each saves: the counts are
+  // compared on their own, so that the payload read below never leaves the file's bytes.
+  const std::uint64_t need_b = backbone_scalars<M>(), need_h = M::head_layer::parameter_count;
+  const std::size_t count_at = w.payload_offset - 16;
+  if (include_head && (w.backbone_count != need_b || w.head_count != need_h))
+    throw io_error("graft: " + path + ": byte " + std::to_string(count_at) + ": the file holds " +
+                   std::to_string(w.backbone_count) + " backbone and " +
+                   std::to_string(w.head_count) + " head scalars, the model needs " +
+                   std::to_string(need_b) + " and " + std::to_string(need_h));
+  if (!include_head && w.backbone_count != need_b)
+    throw io_error("graft: " + path + ": byte " + std::to_string(count_at) + ": the file holds " +
+                   std::to_string(w.backbone_count) +
+                   " backbone scalars, the model's backbone needs " + std::to_string(need_b));
+  read_params(net, w, include_head);
+}
+
+/// load() / load_backbone() on bytes already in memory (name is used in messages): the entry
+/// point of the fuzz target.
+template <class M> void load_bytes(M& net, const std::string& name,
+                                   std::vector<unsigned char> bytes, bool include_head) {
+  load_parsed(net, name, parse_weights(name, std::move(bytes)), include_head);
 }
 }  // namespace detail
 
 /// Reads all parameters from path into net. Refuses (io_error) a file of another architecture,
-/// scalar type, a truncated or corrupted file; net is unchanged then.
+/// scalar type or scalar count, a truncated or corrupted file; net is unchanged then.
 template <class M> void load(M& net, const std::string& path) {
   static_assert(is_model<M>::value, "graft: load(net, path): net must be a graft::model");
-  const auto w = detail::read_weights_for<M>(path);
-  const std::string bd = M::backbone_description(), hd = M::head_description();
-  if (w.backbone_desc != bd || w.head_desc != hd)
-    throw io_error("graft: " + path + ": architecture differs.\n  file:  " + w.backbone_desc +
-                   " | " + w.head_desc + "\n  model: " + bd + " | " + hd);
-  detail::read_params(net, w, true);
+  detail::load_bytes(net, path, detail::read_file(path), true);
 }
 
 /// Reads only the backbone from path (saved with any head); the head of net is left as it is.
 /// Refuses a file whose backbone differs; net is unchanged then.
 template <class M> void load_backbone(M& net, const std::string& path) {
   static_assert(is_model<M>::value, "graft: load_backbone(net, path): net must be a graft::model");
-  const auto w = detail::read_weights_for<M>(path);
-  const std::string bd = M::backbone_description();
-  if (w.backbone_desc != bd)
-    throw io_error("graft: " + path + ": backbone differs.\n  file:  " + w.backbone_desc +
-                   "\n  model: " + bd);
-  detail::read_params(net, w, false);
+  detail::load_bytes(net, path, detail::read_file(path), false);
 }
 
 GRAFT_END_NAMESPACE
