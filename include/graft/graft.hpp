@@ -17,5 +17,7 @@
 #include "graft/model/stack.hpp"
 #include "graft/optim/optimizers.hpp"
 #include "graft/tensor/tensor.hpp"
+#include "graft/train/checkpoint.hpp"
 #include "graft/train/fit.hpp"
 #include "graft/train/trainer.hpp"
+#include "graft/train/validate.hpp"

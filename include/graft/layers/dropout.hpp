@@ -31,6 +31,12 @@ template <class T, class In, std::size_t Num, std::size_t Den> class dropout_lay
     seed_ = rng.next();
     draws_ = 0;
   }
+  /// The generator's state (its seed and the count of training forwards) for checkpoints: a
+  /// resumed run draws the masks the uninterrupted run would have drawn.
+  template <class F> void visit_rng_state(F&& f) {
+    f(seed_);
+    f(draws_);
+  }
 
   /// Evaluation: the identity.
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
@@ -58,7 +64,7 @@ template <class T, class In, std::size_t Num, std::size_t Den> class dropout_lay
     return rng.uniform01() >= P;
   }
   std::uint64_t seed_ = 0;
-  mutable std::uint64_t draws_ = 0;  ///< training forwards so far (not a parameter; not saved)
+  mutable std::uint64_t draws_ = 0;  ///< training forwards so far (in checkpoints only)
 };
 
 /// Inverted dropout with drop probability Num/Den (in percent by default: dropout<20> drops 20%),

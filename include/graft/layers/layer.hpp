@@ -142,6 +142,12 @@ template <class L> constexpr std::size_t buffer_scalars_v = [] {
   return n;
 }();
 
+/// Calls f(std::uint64_t&) for each word of a layer's random-generator state (dropout's seed and
+/// draw count), in a fixed order; nothing for layers without one. Checkpoints save these words.
+template <class L, class F> void visit_rng_state(L& l, F&& f) {
+  if constexpr (requires { l.visit_rng_state(f); }) l.visit_rng_state(f);
+}
+
 /// Evaluation forward of any layer.
 template <class L, class T>
 void forward_eval(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {

@@ -257,6 +257,11 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
     return const_cast<residual_layer*>(this)->buffer(j);
   }
 
+  /// The generator state of inner layers that have one (dropout), for checkpoints.
+  template <class F> void visit_rng_state(F&& f) {
+    meta::static_for<N>([&](auto k) { detail::visit_rng_state(inner<k>(), f); });
+  }
+
   /// Each inner layer draws from its own stream of one draw of rng.
   void init(splitmix64& rng) {
     const seed base{rng.next()};

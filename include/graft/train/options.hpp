@@ -121,6 +121,16 @@ struct l2_sp {
   double beta = 0.0;
 };
 
+/// Divergence guard (opt-in): stop when the loss stays above factor x its running minimum for
+/// `patience` steps in a row (not counting the first `warmup` steps), restore the weights that
+/// reached the minimum, and throw divergence_error (whose report() says which step's weights the
+/// model holds). Costs a copy of the weights whenever the loss reaches a new minimum.
+struct divergence_guard {
+  double factor = 4.0;
+  std::size_t patience = 10;
+  std::size_t warmup = 0;
+};
+
 /// Feature caching of a frozen prefix (on by default when the policy freezes the bottom layers):
 /// the prefix runs once per sample and training reads the cached features. Turn it off with
 /// feature_cache{false}, e.g. when samples are augmented on the fly.

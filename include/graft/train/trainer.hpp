@@ -245,6 +245,14 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   /// Training footprint: the model's parameters plus the trainer's arena.
   static constexpr std::size_t training_bytes = M::parameter_bytes + arena_bytes;
 
+  /// The optimizer's name (checkpoints record it), "optimizer" for one without a name.
+  static std::string optimizer_name() {
+    if constexpr (requires { Opt::name; })
+      return Opt::name;
+    else
+      return "optimizer";
+  }
+
   trainer(M& net, Opt opt) : net_(&net), opt_(opt), arena_(layout.total) {
     lr_multiplier_.fill(1.0);
   }
@@ -331,21 +339,25 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
                            ") needs at least " + std::to_string(min_rows.first) +
                            " rows for batch statistics (a smaller last batch: change the batch "
                            "size or the data set size, or freeze::statistics)");
+    if (check_finite_) save_buffers();
     forward(rows, start);
     T* dz = at(layout.delta[0]);
     const double total =
         loss::evaluate(output(), targets, rows, dz, 1.0 / static_cast<double>(rows));
     const double mean = total / static_cast<double>(rows);
-    if (!std::isfinite(mean))
+    if (!std::isfinite(mean)) {
+      if (check_finite_) restore_buffers();
       throw training_error("graft: training stopped at step " + std::to_string(step_ + 1) +
                            ": the loss is " + std::to_string(mean) +
                            " (not finite); lower the learning rate or check the inputs for NaN");
+    }
     backward(rows);
     return mean;
   }
 
-  /// Checks every gradient for NaN/inf; throws training_error naming the layer and parameter.
-  void check_gradients() const {
+  /// Checks every gradient for NaN/inf; throws training_error naming the layer and parameter
+  /// (the running statistics that this step's forward moved are put back first).
+  void check_gradients() {
     for (std::size_t i = 0; i < L; ++i)
       for (std::size_t j = 0; j < plan::param_tensors[i]; ++j) {
         if (!trains(i, j)) continue;
@@ -354,19 +366,31 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
         unsigned bad = 0;
         for (std::size_t k = 0; k < n; ++k)
           bad |= !(std::abs(g[k]) <= std::numeric_limits<T>::max()) ? 1U : 0U;
-        if (bad != 0)
+        if (bad != 0) {
+          if (check_finite_) restore_buffers();
           throw training_error("graft: training stopped at step " + std::to_string(step_ + 1) +
                                ": a gradient of layer " + std::to_string(i) + " (" + layer_name(i) +
                                ") " + role_name(param_role(i, j)) +
                                " is not finite; lower the learning rate or check the inputs");
+        }
       }
   }
 
   /// Applies the optimizer to every trainable parameter at or above trainable_from(). Each
   /// layer counts its own updates (Adam's bias correction starts when a layer starts training).
-  void apply_update() noexcept {
+  ///
+  /// With check_finite on (the default) a step that would leave a parameter NaN or infinite is
+  /// undone and refused: training_error names the step, the layer and the tensor, and every
+  /// parameter holds its value from before the step. The undo costs no memory: a gradient is dead
+  /// once its update is applied, so each block of weights is saved into its own gradient buffer
+  /// as it is updated. Consequently gradient() holds the pre-update weights after this call, and
+  /// after a refused step the optimizer state (momentum, moments) is not restored, only the model.
+  void apply_update() {
     ++step_;
     const std::size_t lo = trainable_from();
+    const bool guard = check_finite_;
+    bool bad = false;
+    std::size_t bad_layer = 0, bad_param = 0;
     meta::static_for<L>([&](auto i) {
       auto& layer = net_->template layer<i>();
       using Layer = std::remove_cvref_t<decltype(layer)>;
@@ -376,17 +400,69 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
         meta::static_for<Layer::params.size()>([&](auto j) {
           if constexpr (trains(i, j)) {
             const update_context c{layer_steps_[i], learning_rate() * lr_multiplier_[i]};
+            T* w = layer.param(j);
+            T* g = at(layout.grad[i][j]);
+            unsigned nonfinite = 0;
             // element-wise: large tensors are split between threads (when graft has them)
             parallel::for_range(Layer::params[j].size, 1U << 15, [&](std::size_t b, std::size_t e) {
               T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
-              for (std::size_t s = 0; s < Opt::state_count; ++s)
-                state[s] = at(layout.state[s][i][j]) + b;
-              opt_.update(layer.param(j) + b, at(layout.grad[i][j]) + b, state, e - b, c);
+              if (!guard) {
+                for (std::size_t s = 0; s < Opt::state_count; ++s)
+                  state[s] = at(layout.state[s][i][j]) + b;
+                opt_.update(w + b, g + b, state, e - b, c);
+                return;
+              }
+              constexpr std::size_t block = 512;  // 2-4 KiB on the stack, in L1
+              T old[block];
+              unsigned local = 0;
+              for (std::size_t s0 = b; s0 < e; s0 += block) {
+                const std::size_t m = std::min(block, e - s0);
+                std::copy_n(w + s0, m, old);
+                for (std::size_t s = 0; s < Opt::state_count; ++s)
+                  state[s] = at(layout.state[s][i][j]) + s0;
+                opt_.update(w + s0, g + s0, state, m, c);
+                std::copy_n(old, m, g + s0);
+                for (std::size_t k = 0; k < m; ++k)
+                  local |= !(std::abs(w[s0 + k]) <= std::numeric_limits<T>::max()) ? 1U : 0U;
+              }
+              if (local != 0) {
+#if defined(GRAFT_USE_OPENMP)
+#pragma omp atomic
+#endif
+                nonfinite |= local;
+              }
             });
+            if (nonfinite != 0 && !bad) {
+              bad = true;
+              bad_layer = i;
+              bad_param = j;
+            }
           }
         });
       }
     });
+    if (!bad) return;
+    // Undo: every tensor updated in this step gets its saved weights back from its gradient.
+    meta::static_for<L>([&](auto i) {
+      auto& layer = net_->template layer<i>();
+      using Layer = std::remove_cvref_t<decltype(layer)>;
+      if constexpr (grad_masks[i] != 0) {
+        if (i < lo) return;
+        --layer_steps_[i];
+        meta::static_for<Layer::params.size()>([&](auto j) {
+          if constexpr (trains(i, j))
+            std::copy_n(at(layout.grad[i][j]), Layer::params[j].size, layer.param(j));
+        });
+      }
+    });
+    restore_buffers();
+    const std::size_t failed = step_--;
+    throw training_error("graft: training stopped at step " + std::to_string(failed) +
+                         ": its update made layer " + std::to_string(bad_layer) + " (" +
+                         layer_name(bad_layer) + ") " +
+                         role_name(param_role(bad_layer, bad_param)) +
+                         " not finite (learning rate " + std::to_string(learning_rate()) +
+                         "); the step was undone, the model holds its weights from before it");
   }
 
   /// Calls f(layer, param_index, role, T* param, T* grad, size) for every parameter that
@@ -415,6 +491,23 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   }
   void check_finite(bool on) noexcept { check_finite_ = on; }
 
+  // ---- state for checkpoints -------------------------------------------------------------------
+  /// Calls f(T* data, size) for every optimizer-state tensor (momentum buffers, Adam's moments),
+  /// state slot by slot, layer by layer: everything an update reads besides weights and gradient.
+  template <class F> void for_each_optimizer_state(F&& f) {
+    for (std::size_t st = 0; st < Opt::state_count; ++st)
+      for (std::size_t i = 0; i < L; ++i)
+        for (std::size_t j = 0; j < plan::param_tensors[i]; ++j)
+          if (trains(i, j)) f(at(layout.state[st][i][j]), param_size(i, j));
+  }
+  /// Updates applied by each layer (Adam's bias correction and the momentum start read them).
+  const std::array<std::size_t, L>& layer_steps() const noexcept { return layer_steps_; }
+  /// Sets the step counters (a resumed run continues counting where the checkpoint stopped).
+  void restore_counters(std::size_t steps, const std::array<std::size_t, L>& per_layer) noexcept {
+    step_ = steps;
+    layer_steps_ = per_layer;
+  }
+
   /// Names for messages.
   static std::string layer_name(std::size_t i) {
     std::string n;
@@ -425,6 +518,34 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   }
 
  private:
+  // Running statistics (batch norm's buffers) move in a training forward; a refused step puts
+  // them back, so that a refused step leaves the whole model as it was.
+  template <class F> void for_each_buffer(F&& f) {
+    net_->for_each_layer([&](auto, auto& l) {
+      using Ly = std::remove_cvref_t<decltype(l)>;
+      if constexpr (detail::buffer_count_v < Ly >> 0)
+        for (std::size_t j = 0; j < Ly::buffers.size(); ++j) f(l.buffer(j), Ly::buffers[j]);
+    });
+  }
+  void save_buffers() {
+    if constexpr (M::buffer_scalars > 0) {
+      std::size_t k = 0;
+      for_each_buffer([&](const T* b, std::size_t n) {
+        std::copy_n(b, n, saved_buffers_.data() + k);
+        k += n;
+      });
+    }
+  }
+  void restore_buffers() {
+    if constexpr (M::buffer_scalars > 0) {
+      std::size_t k = 0;
+      for_each_buffer([&](T* b, std::size_t n) {
+        std::copy_n(saved_buffers_.data() + k, n, b);
+        k += n;
+      });
+    }
+  }
+
   void backward(std::size_t rows) noexcept {
     if constexpr (lowest_trainable < L) {
       const std::size_t lo = trainable_from();
@@ -482,6 +603,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   std::size_t from_ = 0;
   std::array<std::size_t, L> layer_steps_{};
   bool check_finite_ = true;
+  std::array<T, M::buffer_scalars == 0 ? 1 : M::buffer_scalars> saved_buffers_{};
 };
 
 /// Batched inference buffers for a model: two ping-pong buffers of the widest activation, held
