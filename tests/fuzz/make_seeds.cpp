@@ -1,0 +1,129 @@
+// Writes the seed corpora of the fuzz targets (tools/fuzz.sh --seeds runs it):
+//   <dir>/idx_raw/    small valid raw IDX files
+//   <dir>/idx_gzip/   the same gzip-compressed (one member, and two concatenated members)
+//   <dir>/weights/    a selector byte, then a weight file (graft::save) of harness_model.hpp
+// Usage: make_seeds <dir>   (tests/fuzz/corpus in the repository)
+#include <zlib.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "harness_model.hpp"
+
+namespace {
+namespace fs = std::filesystem;
+using bytes = std::vector<unsigned char>;
+
+bytes idx_file(std::uint8_t type, const std::vector<std::uint32_t>& dims, const bytes& payload) {
+  bytes b = {0, 0, type, static_cast<unsigned char>(dims.size())};
+  for (std::uint32_t d : dims)
+    for (int i = 3; i >= 0; --i) b.push_back(static_cast<unsigned char>(d >> (8 * i)));
+  b.insert(b.end(), payload.begin(), payload.end());
+  return b;
+}
+
+/// One gzip member (no file name, time 0: the same bytes on every run).
+bytes gzip(const bytes& in) {
+  z_stream z{};
+  if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 9, Z_DEFAULT_STRATEGY) !=
+      Z_OK)
+    throw std::runtime_error("deflateInit2 failed");
+  bytes out(deflateBound(&z, static_cast<uLong>(in.size())) + 32);
+  z.next_in = const_cast<Bytef*>(in.data());
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&z, Z_FINISH) != Z_STREAM_END) throw std::runtime_error("deflate failed");
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+void write(const fs::path& path, const bytes& b) {
+  fs::create_directories(path.parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  if (!f) throw std::runtime_error("cannot write " + path.string());
+  std::printf("%s (%zu bytes)\n", path.string().c_str(), b.size());
+}
+
+bytes read(const fs::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return bytes(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+/// selector byte, then the weight file graft::save writes for a model of type M.
+template <class M> bytes weight_seed(unsigned char selector, std::uint64_t seed) {
+  const fs::path tmp = fs::temp_directory_path() / "graft_make_seeds.graft";
+  auto net = graft::make_model<M>(graft::seed{seed});
+  graft::save(*net, tmp.string());
+  bytes b = {selector};
+  const bytes file = read(tmp);
+  fs::remove(tmp);
+  b.insert(b.end(), file.begin(), file.end());
+  return b;
+}
+
+/// A weight seed whose scalar counts are moved by one from the backbone to the head (the same
+/// total, so only the count check refuses it), with its checksum made valid again.
+bytes shift_counts(bytes seed) {
+  const unsigned char* f = seed.data() + 1;  // after the selector
+  std::size_t at = 32;
+  for (int i = 0; i < 2; ++i) at += 4 + graft::detail::get_le<std::uint32_t>(f + at);
+  auto add = [&](std::size_t pos, std::uint64_t delta) {
+    const std::uint64_t v = graft::detail::get_le<std::uint64_t>(f + pos) + delta;
+    for (std::size_t i = 0; i < 8; ++i)
+      seed[1 + pos + i] = static_cast<unsigned char>(v >> (8 * i));
+  };
+  add(at, 1);
+  add(at + 8, ~std::uint64_t{0});  // - 1
+  const std::size_t n = seed.size() - 1;
+  const std::uint64_t sum = graft::detail::fnv1a(seed.data() + 1, n - 8);
+  for (std::size_t i = 0; i < 8; ++i)
+    seed[1 + n - 8 + i] = static_cast<unsigned char>(sum >> (8 * i));
+  return seed;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: make_seeds <dir>\n");
+    return 2;
+  }
+  const fs::path dir = argv[1];
+  const bytes ubyte = idx_file(0x08, {2, 3}, {0, 1, 127, 128, 200, 255});
+  const bytes int16 = idx_file(0x0B, {3}, {0x80, 0x00, 0xFF, 0xFF, 0x01, 0x02});
+  const bytes float64 = idx_file(0x0E, {1, 2},
+                                 {0x3F, 0xF8, 0, 0, 0, 0, 0, 0,  // 1.5
+                                  0xC0, 0x45, 0, 0, 0, 0, 0, 0});
+  const bytes labels = idx_file(0x08, {10}, {5, 0, 4, 1, 9, 2, 1, 3, 1, 4});
+  write(dir / "idx_raw" / "ubyte_2x3.idx", ubyte);
+  write(dir / "idx_raw" / "int16_3.idx", int16);
+  write(dir / "idx_raw" / "float64_1x2.idx", float64);
+  write(dir / "idx_raw" / "labels_10.idx", labels);
+
+  write(dir / "idx_gzip" / "ubyte_2x3.idx.gz", gzip(ubyte));
+  write(dir / "idx_gzip" / "float64_1x2.idx.gz", gzip(float64));
+  bytes two = gzip(bytes(labels.begin(), labels.begin() + 7));
+  const bytes rest = gzip(bytes(labels.begin() + 7, labels.end()));
+  two.insert(two.end(), rest.begin(), rest.end());
+  write(dir / "idx_gzip" / "labels_10_two_members.idx.gz", two);
+
+  using namespace graft_fuzz;
+  write(dir / "weights" / "load.bin", weight_seed<net_t>(0, 1));
+  write(dir / "weights" / "load_backbone.bin", weight_seed<net_t>(1, 2));
+  write(dir / "weights" / "load_backbone_other_head.bin", weight_seed<other_head_t>(1, 3));
+  write(dir / "weights" / "load_other_backbone.bin", weight_seed<other_backbone_t>(0, 4));
+  write(dir / "weights" / "load_as_is.bin", weight_seed<net_t>(2, 5));
+  write(dir / "weights" / "load_double.bin", weight_seed<double_net_t>(0, 6));
+  write(dir / "weights" / "load_counts_shifted.bin", shift_counts(weight_seed<net_t>(0, 7)));
+  write(dir / "weights" / "load_backbone_counts_shifted.bin",
+        shift_counts(weight_seed<net_t>(1, 8)));
+  return 0;
+}
