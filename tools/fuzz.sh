@@ -8,7 +8,7 @@
 #   Targets: idx_raw, idx_gzip (needs zlib), weights; default: all.
 #   --seeds  rebuild tests/fuzz/make_seeds.cpp and rewrite the committed seed corpora, then exit.
 #   Environment: GRAFT_FUZZ_SECONDS (60), CXX (default clang++-14, else clang++).
-# With the defaults the three targets take about 4 minutes on 2 cores, the build included.
+# With the defaults: 3 x 60 s of fuzzing and about 15 s of building (3 min 11 s on 2 shared cores).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
