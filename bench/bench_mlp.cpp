@@ -42,11 +42,15 @@ struct threads_scope {  // the benchmark's thread count, back to one thread afte
 
 // A training step through trainer<..., Policy>; with Cached, the rows start at the lowest trainable
 // layer (features computed once, as finetune does with a frozen prefix).
-template <class Policy, bool Cached, int Threads> void BM_step(benchmark::State& state) {
+// Checked = false turns off the finiteness checks (gradients before the update, parameters after
+// it, with the undo); W1's pair measures what they cost.
+template <class Policy, bool Cached, int Threads, bool Checked = true>
+void BM_step(benchmark::State& state) {
   threads_scope threads(Threads);
   using tr = g::trainer<net_t, 64, opt_t, Policy>;
   auto net = g::make_model<net_t>(g::seed{0});
   auto t = std::make_unique<tr>(*net, opt_t{.lr = 0.01f, .momentum = 0.9f});
+  t->check_finite(Checked);
   constexpr std::size_t start = Cached ? tr::lowest_trainable : 0;
   fill(t->activation(start), 64 * tr::plan::sizes[start], 1);
   std::vector<std::int32_t> y(64);
@@ -55,6 +59,7 @@ template <class Policy, bool Cached, int Threads> void BM_step(benchmark::State&
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 64);
 }
 BENCHMARK(BM_step<g::freeze::none, false, 1>)->Name("W1_train_step_batch64");
+BENCHMARK(BM_step<g::freeze::none, false, 1, false>)->Name("W1_train_step_batch64_unchecked");
 BENCHMARK(BM_step<g::freeze::none, false, 2>)->Name("W1_train_step_batch64_threads2");
 BENCHMARK(BM_step<g::freeze::first<2>, false, 1>)->Name("W4_finetune_frozen2_batch64");
 BENCHMARK(BM_step<g::freeze::first<2>, true, 1>)->Name("W4_finetune_frozen2_cached_batch64");
