@@ -142,7 +142,7 @@ TEST_CASE_TEMPLATE("gemm_bcast: an epilogue is applied once, to the finished sum
                    double) {
   // relu of the whole sum: applying it to a partial sum (one block of P = 256), or twice, or
   // not at all would give other values. Compared bitwise with the product followed by relu.
-  using relu = graft::detail::activation_epilogue<graft::detail::relu_fn>;
+  using relu = k::relu;
   std::size_t negative = 0;  // values the epilogue changed, over all cases
   auto check = [&](auto n_tag) {
     constexpr std::size_t N = decltype(n_tag)::value;
@@ -158,7 +158,7 @@ TEST_CASE_TEMPLATE("gemm_bcast: an epilogue is applied once, to the finished sum
           k::gemm_bcast<N>(M, K, A.data(), K, 1, B.data(), R.data(), acc);
           for (auto& r : R) {
             negative += r < T(0) ? 1 : 0;
-            r = graft::detail::relu_fn::f(r);
+            r = relu{}(r);
           }
           CHECK(C == R);
         }

@@ -1,18 +1,18 @@
 // conv2d<Filters, Kernel, options...>: 2-D convolution over CHW images (cross-correlation, as in
-// PyTorch), by im2col and the shared GEMM kernels. Options: pad<P> (zero padding, default 0),
-// stride<S> (default 1), no_bias, and an initialiser (init::pytorch by default).
+// PyTorch), by the kernels of kernels/conv.hpp (im2col, col2im, direct convolution) and the
+// shared GEMM kernels. Options: pad<P> (zero padding, default 0), stride<S> (default 1), no_bias,
+// and an initialiser (init::pytorch by default).
 //
 // The weight is stored [Filters][Channels * Kernel * Kernel] (PyTorch's layout, flattened). The
-// im2col buffers are per-thread arrays sized while compiling (thread_local, not heap).
+// kernels' buffers are per-thread arrays sized while compiling (thread_local, not heap).
 #pragma once
 #include <array>
 #include <cstddef>
-#include <cstring>
 #include <string>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
-
+#include "graft/kernels/conv.hpp"
+#include "graft/kernels/elementwise.hpp"
 #include "graft/kernels/gemm.hpp"
 #include "graft/kernels/parallel.hpp"
 #include "graft/layers/init.hpp"
@@ -87,20 +87,23 @@ class conv2d_layer {
   template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows) const noexcept {
     parallel::for_range(rows, 2, [&](std::size_t begin, std::size_t end) {
       if constexpr (direct) {
+        T* xp = image_buffer();
         for (std::size_t r = begin; r < end; ++r)
-          direct_forward<Epi>(x + r * input_shape::size, y + r * output_shape::size);
+          kernels::conv_direct<C, H, W, F, K, P, Epi>(x + r * input_shape::size, weight.data(),
+                                                      Bias ? bias.data() : nullptr, xp,
+                                                      y + r * output_shape::size);
       } else {
         T* col = col_buffer();
         T* pad = pad_buffer();
         for (std::size_t r = begin; r < end; ++r) {
-          im2col(x + r * input_shape::size, col, 0, CKK);
+          kernels::im2col<C, H, W, K, S, P, HWOP>(x + r * input_shape::size, col, 0, CKK);
           T* yr = y + r * output_shape::size;
           T* out = padded ? pad : yr;  // the product runs over HWOP columns
           for (std::size_t f = 0; f < F; ++f)
             for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
           kernels::gemm_bcast<HWOP, Epi>(F, CKK, weight.data(), CKK, 1, col, out, true);
           if constexpr (padded)
-            for (std::size_t f = 0; f < F; ++f) copy(pad + f * HWOP, yr + f * HWO, HWO);
+            for (std::size_t f = 0; f < F; ++f) kernels::copy(HWO, pad + f * HWOP, yr + f * HWO);
         }
       }
     });
@@ -119,7 +122,7 @@ class conv2d_layer {
         T* dcol = dcol_buffer();
         for (std::size_t r = begin; r < end; ++r) {
           kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, padded_dy(dy, r), dcol, false);
-          col2im(dcol, dx + r * input_shape::size);
+          kernels::col2im<C, H, W, K, S, P, HWOP>(dcol, dx + r * input_shape::size);
         }
       });
     if constexpr (weight_grad && transposed_weight_grad) {  // dW^T[CKK x F] = sum_r col_r dy_r^T
@@ -133,7 +136,7 @@ class conv2d_layer {
             for (std::size_t i = 0; i < HWO; ++i) dyt[i * F + f] = dyr[f * HWO + i];
             for (std::size_t i = HWO; i < HWOP; ++i) dyt[i * F + f] = T(0);
           }
-          im2col(x + r * input_shape::size, col, begin, end);
+          kernels::im2col<C, H, W, K, S, P, HWOP>(x + r * input_shape::size, col, begin, end);
           kernels::gemm_bcast<F>(end - begin, HWOP, col + begin * HWOP, HWOP, 1, dyt,
                                  dwt + begin * F, r > 0);
         }
@@ -147,7 +150,7 @@ class conv2d_layer {
       for (std::size_t r = 0; r < rows; ++r) {
         const T* dyr = padded_dy(dy, r);
         if constexpr (weight_grad && !transposed_weight_grad) {  // dW[F x CKK] += dy_r col_r^T
-          im2col(x + r * input_shape::size, col, 0, CKK);
+          kernels::im2col<C, H, W, K, S, P, HWOP>(x + r * input_shape::size, col, 0, CKK);
           kernels::gemm_nt<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
         }
         if constexpr (bias_grad) kernels::row_sum<HWOP>(F, dyr, grads[1], r > 0);
@@ -159,12 +162,7 @@ class conv2d_layer {
   // Rows of the im2col matrix (and of the products' outputs) are HWOP long: HWO rounded up to
   // whole SIMD vectors, so that every column takes the same vector path (a scalar tail would
   // round differently) and none is left to slow scalar code. The padding columns hold zeros.
-  static constexpr std::size_t simd_width = [] {
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
-      return xsimd::batch<T>::size;
-    else
-      return std::size_t{1};
-  }();
+  static constexpr std::size_t simd_width = kernels::simd_width<T>;
   static constexpr std::size_t HWOP = (HWO + simd_width - 1) / simd_width * simd_width;
   static constexpr bool padded = HWOP != HWO;
   // With F a multiple of the SIMD width, the weight gradient is computed transposed, as
@@ -181,16 +179,9 @@ class conv2d_layer {
     return buffer;
   }
 
-  // The im2col matrix. Its zeros (padding, and the columns past HWO) are at the same places for
-  // every image: they are written once per thread, and im2col writes only the image's values.
   // Direct forward convolution (stride 1, rows of at least two SIMD vectors, few filters: conv1
-  // of LeNet): no im2col matrix. The image is copied into a zero-bordered buffer; a vector of
-  // outputs is a sum of vectors loaded straight from its rows, each times a broadcast weight:
-  // the GEMM's multiply-adds on the same operands in the same order (bias first, then (c, ky, kx)),
-  // so the results are those of the im2col path, bit for bit, without writing and reading the
-  // C*K*K x HWO matrix. Blocks of up to 6 filters x 2 vectors of one output row (12 accumulators);
-  // a row not a multiple of 2 vectors ends with a block overlapping the previous one (the
-  // overlapped outputs are computed twice, identically).
+  // of LeNet; kernels::conv_direct): no im2col matrix, the same values bit for bit. Its image
+  // buffer has a zero border, written once per thread (only the inside is written per image).
   static constexpr bool direct = S == 1 && simd_width > 1 && WO >= 2 * simd_width&& F <= 12;
   static constexpr std::size_t HP = H + 2 * P, WP = W + 2 * P;
   static T* image_buffer() noexcept {
@@ -202,49 +193,9 @@ class conv2d_layer {
     (void)zeroed;
     return buffer;
   }
-  template <std::size_t FR, class Epi> void direct_block(const T* xp, std::size_t f0,
-                                                         std::size_t oy, std::size_t ox,
-                                                         T* y) const noexcept {
-    using batch = xsimd::batch<T>;
-    constexpr std::size_t V = simd_width;
-    batch acc[FR][2];
-    for (std::size_t f = 0; f < FR; ++f) acc[f][0] = acc[f][1] = batch(Bias ? bias[f0 + f] : T(0));
-    const T* w = weight.data() + f0 * CKK;
-    for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t ky = 0; ky < K; ++ky) {
-        const T* row = xp + (c * HP + oy + ky) * WP + ox;
-        for (std::size_t kx = 0; kx < K; ++kx) {
-          const std::size_t p = (c * K + ky) * K + kx;
-          const batch b0 = batch::load_unaligned(row + kx),
-                      b1 = batch::load_unaligned(row + kx + V);
-          for (std::size_t f = 0; f < FR; ++f) {
-            const batch a(w[f * CKK + p]);
-            acc[f][0] = xsimd::fma(a, b0, acc[f][0]);
-            acc[f][1] = xsimd::fma(a, b1, acc[f][1]);
-          }
-        }
-      }
-    for (std::size_t f = 0; f < FR; ++f) {
-      Epi{}(acc[f][0]).store_unaligned(y + (f0 + f) * HWO + oy * WO + ox);
-      Epi{}(acc[f][1]).store_unaligned(y + (f0 + f) * HWO + oy * WO + ox + V);
-    }
-  }
-  template <class Epi> void direct_forward(const T* x, T* y) const noexcept {
-    T* xp = image_buffer();
-    for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t iy = 0; iy < H; ++iy)
-        copy(x + (c * H + iy) * W, xp + (c * HP + iy + P) * WP + P, W);
-    constexpr std::size_t V2 = 2 * simd_width;
-    constexpr std::size_t F6 = F / 6 * 6;
-    for (std::size_t oy = 0; oy < HO; ++oy)
-      for (std::size_t ox = 0;; ox += V2) {
-        const std::size_t o = ox + V2 <= WO ? ox : WO - V2;
-        for (std::size_t f0 = 0; f0 < F6; f0 += 6) direct_block<6, Epi>(xp, f0, oy, o, y);
-        if constexpr (F > F6) direct_block<F - F6, Epi>(xp, F6, oy, o, y);
-        if (o + V2 >= WO) break;
-      }
-  }
 
+  // The im2col matrix. Its zeros (padding, and the columns past HWO) are at the same places for
+  // every image: they are written once per thread, and im2col writes only the image's values.
   static T* col_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
     static thread_local bool zeroed = [] {
@@ -259,20 +210,6 @@ class conv2d_layer {
     alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
     return buffer;
   }
-  // dst[i] = src[i] for i < n, by SIMD vectors (the last one overlapping when n is not a multiple
-  // of the width): short rows, for which a call to memcpy costs more than the copy.
-  static void copy(const T* src, T* dst, std::size_t n) noexcept {
-    if constexpr (simd_width > 1) {
-      using batch = xsimd::batch<T>;
-      if (n >= simd_width) {
-        for (std::size_t i = 0; i + simd_width < n; i += simd_width)
-          batch::load_unaligned(src + i).store_unaligned(dst + i);
-        batch::load_unaligned(src + n - simd_width).store_unaligned(dst + n - simd_width);
-        return;
-      }
-    }
-    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
-  }
   // Output (forward) or output gradient (backward) with rows of HWOP; unused without padding.
   static T* pad_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[padded ? F * HWOP : 1];
@@ -285,71 +222,12 @@ class conv2d_layer {
     if constexpr (padded) {
       T* pad = pad_buffer();
       for (std::size_t f = 0; f < F; ++f) {
-        copy(dyr + f * HWO, pad + f * HWOP, HWO);
+        kernels::copy(HWO, dyr + f * HWO, pad + f * HWOP);
         for (std::size_t i = HWO; i < HWOP; ++i) pad[f * HWOP + i] = T(0);
       }
       return pad;
     }
     return dyr;
-  }
-  // Output columns ox whose input column ox * S + kx (padded coordinates) is inside the image:
-  // [lo, hi).
-  static constexpr std::size_t col_lo(std::size_t kx) noexcept {
-    return kx >= P ? 0 : (P - kx + S - 1) / S;
-  }
-  static constexpr std::size_t col_hi(std::size_t kx) noexcept {
-    const std::size_t n = W + P > kx ? (W + P - kx + S - 1) / S : 0;
-    return n < WO ? n : WO;
-  }
-  // dst[i] += src[i] for i < n.
-  static void add(const T* src, T* dst, std::size_t n) noexcept {
-    std::size_t i = 0;
-    if constexpr (simd_width > 1) {
-      using batch = xsimd::batch<T>;
-      for (; i + simd_width <= n; i += simd_width)
-        (batch::load_unaligned(dst + i) + batch::load_unaligned(src + i)).store_unaligned(dst + i);
-    }
-    for (; i < n; ++i) dst[i] += src[i];
-  }
-  // Rows [row_begin, row_end) of the im2col matrix of one image.
-  static void im2col(const T* x, T* col, std::size_t row_begin, std::size_t row_end) noexcept {
-    for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t ky = 0; ky < K; ++ky)
-        for (std::size_t kx = 0; kx < K; ++kx) {
-          const std::size_t index = (c * K + ky) * K + kx;
-          if (index < row_begin || index >= row_end) continue;
-          T* row = col + index * HWOP;
-          const std::size_t lo = col_lo(kx), hi = col_hi(kx);
-          for (std::size_t oy = 0; oy < HO; ++oy) {
-            const std::size_t iy = oy * S + ky;  // padded coordinates
-            if (iy < P || iy >= H + P) continue;
-            const T* in = x + (c * H + iy - P) * W;  // in[ox * S + kx - P] for ox in [lo, hi)
-            T* out = row + oy * WO;
-            if constexpr (S == 1)
-              copy(in + (lo + kx - P), out + lo, hi - lo);
-            else
-              for (std::size_t ox = lo; ox < hi; ++ox) out[ox] = in[ox * S + kx - P];
-          }
-        }
-  }
-  static void col2im(const T* col, T* dx) noexcept {
-    std::memset(dx, 0, input_shape::size * sizeof(T));
-    for (std::size_t c = 0; c < C; ++c)
-      for (std::size_t ky = 0; ky < K; ++ky)
-        for (std::size_t kx = 0; kx < K; ++kx) {
-          const T* row = col + ((c * K + ky) * K + kx) * HWOP;
-          const std::size_t lo = col_lo(kx), hi = col_hi(kx);
-          for (std::size_t oy = 0; oy < HO; ++oy) {
-            const std::size_t iy = oy * S + ky;
-            if (iy < P || iy >= H + P) continue;
-            T* out = dx + (c * H + iy - P) * W;  // out[ox * S + kx - P] for ox in [lo, hi)
-            const T* in = row + oy * WO;
-            if constexpr (S == 1)
-              add(in + lo, out + (lo + kx - P), hi - lo);
-            else
-              for (std::size_t ox = lo; ox < hi; ++ox) out[ox * S + kx - P] += in[ox];
-          }
-        }
   }
 };
 

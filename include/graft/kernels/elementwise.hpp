@@ -1,0 +1,144 @@
+// Element-wise kernels on raw pointers, SIMD through xsimd. Kernels know nothing of layers or
+// xtensor; the length n is a runtime count, Arch the instruction set (xsimd::default_arch).
+//
+//   relu, relu_grad, leaky_relu<Num, Den>, leaky_relu_grad<Num, Den> : the activations' maps, as
+//              stateless functors on scalars and on SIMD batches (bitwise the same), so that they
+//              also serve as GEMM epilogues (gemm.hpp: applied to a layer's sums in registers);
+//              the _grad ones give the derivative from the output y = f(x);
+//   map      : y[i] = f(x[i])            (an activation's forward);
+//   map_grad : dx[i] = dy[i] * g(y[i])   (its backward, the derivative read from the output);
+//   copy     : dst[i] = src[i]           (short rows: whole vectors, the last one overlapping);
+//   add      : dst[i] += src[i];
+//   simd_width : the lanes of a vector of T.
+#pragma once
+#include <concepts>
+#include <cstddef>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "graft/config.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+namespace kernels {
+
+/// The number of T in a SIMD vector of Arch; 1 for types other than float and double (which the
+/// kernels here run on scalars only).
+template <class T, class Arch = xsimd::default_arch> inline constexpr std::size_t simd_width = [] {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return xsimd::batch<T, Arch>::size;
+  else
+    return std::size_t{1};
+}();
+
+/// F maps SIMD batches of T to batches: map and map_grad then run whole vectors, and only the tail
+/// on scalars. A functor for scalars only (tanh, sigmoid) runs on scalars throughout.
+template <class F, class T, class Arch = xsimd::default_arch>
+concept maps_batches = requires(const F f, const xsimd::batch<T, Arch> b) {
+  { f(b) } -> std::same_as<xsimd::batch<T, Arch>>;
+};
+
+/// max(x, 0), except that NaN propagates (x < 0 is false for NaN), as in PyTorch: a NaN input is
+/// not silently zeroed.
+struct relu {
+  template <class V> V operator()(V x) const noexcept {
+    if constexpr (std::is_arithmetic_v<V>)
+      return x < V(0) ? V(0) : x;
+    else
+      return xsimd::select(x < V(0), V(0), x);
+  }
+};
+/// relu's derivative from its output: 1 where y > 0, else 0.
+struct relu_grad {
+  template <class V> V operator()(V y) const noexcept {
+    if constexpr (std::is_arithmetic_v<V>)
+      return y > V(0) ? V(1) : V(0);
+    else
+      return xsimd::select(y > V(0), V(1), V(0));
+  }
+};
+/// x for x >= 0, slope * x otherwise, with slope = Num / Den (integers: clang 14 does not take
+/// floating-point template arguments), computed in double and rounded to the scalar type.
+template <std::size_t Num, std::size_t Den> struct leaky_relu {
+  static_assert(Den > 0, "graft: leaky_relu<Num, Den> needs Den > 0");
+  static constexpr double slope = static_cast<double>(Num) / static_cast<double>(Den);
+  template <class V> V operator()(V x) const noexcept {
+    if constexpr (std::is_arithmetic_v<V>) {
+      return x < V(0) ? static_cast<V>(slope) * x : x;
+    } else {
+      using T = typename V::value_type;
+      return xsimd::select(x < V(0), V(static_cast<T>(slope)) * x, x);
+    }
+  }
+};
+/// leaky_relu's derivative from its output (a positive slope keeps the sign): 1 where y > 0, else
+/// the slope.
+template <std::size_t Num, std::size_t Den> struct leaky_relu_grad {
+  static constexpr double slope = leaky_relu<Num, Den>::slope;
+  template <class V> V operator()(V y) const noexcept {
+    if constexpr (std::is_arithmetic_v<V>) {
+      return y > V(0) ? V(1) : static_cast<V>(slope);
+    } else {
+      using T = typename V::value_type;
+      return xsimd::select(y > V(0), V(T(1)), V(static_cast<T>(slope)));
+    }
+  }
+};
+
+/// y[i] = F{}(x[i]) for i < n: whole vectors (when F maps batches), then the scalar tail. With a
+/// functor that is bitwise the same on batches and scalars (those above), every element is.
+template <class F, class Arch = xsimd::default_arch, class T>
+void map(std::size_t n, const T* x, T* y) noexcept {
+  using batch = xsimd::batch<T, Arch>;
+  std::size_t i = 0;
+  if constexpr (maps_batches<F, T, Arch>)
+    for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
+      F{}(batch::load_unaligned(x + i)).store_unaligned(y + i);
+  for (; i < n; ++i) y[i] = F{}(x[i]);
+}
+
+/// dx[i] = dy[i] * G{}(y[i]) for i < n: the backward pass of an element-wise map whose derivative
+/// G reads its output y. Whole vectors (when G maps batches), then the scalar tail.
+template <class G, class Arch = xsimd::default_arch, class T>
+void map_grad(std::size_t n, const T* y, const T* dy, T* dx) noexcept {
+  using batch = xsimd::batch<T, Arch>;
+  std::size_t i = 0;
+  if constexpr (maps_batches<G, T, Arch>)
+    for (const std::size_t nv = n / batch::size * batch::size; i < nv; i += batch::size)
+      (batch::load_unaligned(dy + i) * G{}(batch::load_unaligned(y + i))).store_unaligned(dx + i);
+  for (; i < n; ++i) dx[i] = dy[i] * G{}(y[i]);
+}
+
+/// dst[i] = src[i] for i < n (src and dst do not overlap), by SIMD vectors, the last one
+/// overlapping its predecessor when n is not a multiple of the width: short rows, for which a call
+/// to memcpy costs more than the copy. Fewer than one vector: scalars.
+template <class Arch = xsimd::default_arch, class T>
+void copy(std::size_t n, const T* src, T* dst) noexcept {
+  constexpr std::size_t V = simd_width<T, Arch>;
+  if constexpr (V > 1) {
+    using batch = xsimd::batch<T, Arch>;
+    if (n >= V) {
+      for (std::size_t i = 0; i + V < n; i += V)
+        batch::load_unaligned(src + i).store_unaligned(dst + i);
+      batch::load_unaligned(src + n - V).store_unaligned(dst + n - V);
+      return;
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+}
+
+/// dst[i] += src[i] for i < n: whole vectors, then a scalar tail (the same sum either way).
+template <class Arch = xsimd::default_arch, class T>
+void add(std::size_t n, const T* src, T* dst) noexcept {
+  constexpr std::size_t V = simd_width<T, Arch>;
+  std::size_t i = 0;
+  if constexpr (V > 1) {
+    using batch = xsimd::batch<T, Arch>;
+    for (; i + V <= n; i += V)
+      (batch::load_unaligned(dst + i) + batch::load_unaligned(src + i)).store_unaligned(dst + i);
+  }
+  for (; i < n; ++i) dst[i] += src[i];
+}
+
+}  // namespace kernels
+GRAFT_END_NAMESPACE
