@@ -1,13 +1,23 @@
-// Every SIMD kernel against its scalar reference, over odd and even sizes, float and double.
+// Every SIMD kernel against its scalar reference, over odd and even sizes, float and double:
+// bitwise where the kernel does the reference's operations in the same order (element-wise maps,
+// copies, im2col/col2im, pooling; the direct convolution against im2col + gemm_bcast), within a
+// tolerance where it reorders sums or fuses multiply-adds (GEMM kernels; convolutions against
+// the plain reference).
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
+#include <cstring>
+#include <limits>
 #include <vector>
 
+#include <graft/kernels/conv.hpp>
+#include <graft/kernels/elementwise.hpp>
 #include <graft/kernels/gemm.hpp>
 #include <graft/kernels/parallel.hpp>
+#include <graft/kernels/pool.hpp>
 #include <graft/kernels/reference.hpp>
 #include <graft/layers/activations.hpp>
 #include <graft/layers/conv2d.hpp>
@@ -278,4 +288,271 @@ TEST_CASE("threads: relu and max_pool split rows, bitwise the same on one thread
   check(std::type_identity<graft::relu::bind<float, graft::shape<6, 28, 28>>>{});
   check(std::type_identity<graft::max_pool<2>::bind<float, graft::shape<6, 28, 28>>>{});
   check(std::type_identity<graft::max_pool<2>::bind<float, graft::shape<16, 10, 10>>>{});
+}
+
+// --- element-wise, convolution and pooling kernels (moved out of the layers), bitwise where the
+// kernel does the reference's operations in the same order.
+namespace {
+template <class T> bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+// Few distinct values (ties), some -0 and +0, and a few NaN.
+template <class T> std::vector<T> awkward_vector(std::size_t n, std::uint64_t seed) {
+  graft::splitmix64 rng(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) {
+    const auto c = rng.below(12);
+    x = c == 0 ? std::numeric_limits<T>::quiet_NaN()
+               : (c == 1 ? T(-0.0) : (c == 2 ? T(0) : static_cast<T>(rng.below(4)) - T(1)));
+  }
+  return v;
+}
+// Random values with some -0, +0 and NaN.
+template <class T> std::vector<T> signed_vector(std::size_t n, std::uint64_t seed) {
+  graft::splitmix64 rng(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) {
+    const auto c = rng.below(10);
+    x = c == 0 ? std::numeric_limits<T>::quiet_NaN()
+               : (c == 1 ? T(-0.0) : (c == 2 ? T(0) : static_cast<T>(rng.uniform(-1, 1))));
+  }
+  return v;
+}
+struct scalar_only_square {  // a map with no batch form: map runs it on scalars throughout
+  template <std::floating_point T> T operator()(T x) const noexcept { return x * x; }
+};
+static_assert(k::maps_batches<k::relu, float> && k::maps_batches<k::relu_grad, double>);
+static_assert(k::maps_batches<k::leaky_relu<1, 100>, float>);
+static_assert(!k::maps_batches<scalar_only_square, float>);
+}  // namespace
+
+TEST_CASE_TEMPLATE("element-wise maps, copy and add match the reference bitwise (NaN, -0)", T,
+                   float, double) {
+  for (std::size_t n :
+       {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{7}, std::size_t{17},
+        std::size_t{63}, std::size_t{65}, std::size_t{257}, std::size_t{1001}})
+    for (std::size_t offset : {std::size_t{0}, std::size_t{1}}) {  // unaligned starts too
+      CAPTURE(n);
+      CAPTURE(offset);
+      const auto x = signed_vector<T>(n + offset, 41), dy = signed_vector<T>(n + offset, 42);
+      const T* xs = x.data() + offset;
+      const T* dys = dy.data() + offset;
+      std::vector<T> y(n), r(n);
+      k::map<k::relu>(n, xs, y.data());
+      ref::relu(n, xs, r.data());
+      CHECK(same_bits(y, r));
+      k::map_grad<k::relu_grad>(n, xs, dys, y.data());  // x read as an output: NaN, -0 included
+      ref::relu_grad(n, xs, dys, r.data());
+      CHECK(same_bits(y, r));
+      k::map<k::leaky_relu<1, 100>>(n, xs, y.data());
+      ref::leaky_relu(n, static_cast<T>(0.01), xs, r.data());
+      CHECK(same_bits(y, r));
+      k::map_grad<k::leaky_relu_grad<1, 100>>(n, xs, dys, y.data());
+      ref::leaky_relu_grad(n, static_cast<T>(0.01), xs, dys, r.data());
+      CHECK(same_bits(y, r));
+      k::map<k::leaky_relu<2, 10>>(n, xs, y.data());
+      ref::leaky_relu(n, static_cast<T>(0.2), xs, r.data());
+      CHECK(same_bits(y, r));
+      k::map<scalar_only_square>(n, xs, y.data());
+      for (std::size_t i = 0; i < n; ++i) r[i] = xs[i] * xs[i];
+      CHECK(same_bits(y, r));
+      // copy: exactly the source, nothing written past n
+      std::vector<T> c(n + 3, T(7));
+      k::copy(n, xs, c.data());
+      std::vector<T> expected(xs, xs + n);
+      expected.insert(expected.end(), 3, T(7));
+      CHECK(same_bits(c, expected));
+      // add
+      std::vector<T> a(dys, dys + n), ra = a;
+      k::add(n, xs, a.data());
+      ref::add(n, xs, ra.data());
+      CHECK(same_bits(a, ra));
+    }
+}
+
+namespace {
+// im2col (full and partial row ranges: only the image's entries written) and col2im, against the
+// reference, bitwise.
+template <class T, std::size_t C, std::size_t H, std::size_t W, std::size_t K, std::size_t S,
+          std::size_t P, std::size_t LD>
+void im2col_case() {
+  constexpr std::size_t HO = (H + 2 * P - K) / S + 1, WO = (W + 2 * P - K) / S + 1;
+  constexpr std::size_t CKK = C * K * K;
+  static_assert(LD >= HO * WO);
+  INFO("C H W K S P LD = " << C << " " << H << " " << W << " " << K << " " << S << " " << P << " "
+                           << LD);
+  const auto x = random_vector<T>(C * H * W, 51);
+  std::vector<T> col(CKK * LD, T(0)), rcol(CKK * LD, T(0));
+  k::im2col<C, H, W, K, S, P, LD>(x.data(), col.data(), 0, CKK);
+  ref::im2col(C, H, W, K, S, P, LD, x.data(), rcol.data());
+  CHECK(same_bits(col, rcol));
+  // which entries come from the image: the reference's matrix of an image of ones
+  const std::vector<T> ones(C * H * W, T(1));
+  std::vector<T> inside(CKK * LD, T(0));
+  ref::im2col(C, H, W, K, S, P, LD, ones.data(), inside.data());
+  const T sentinel(7.5);
+  for (std::size_t begin : {std::size_t{0}, CKK / 3})
+    for (std::size_t end : {CKK / 3 + 1, CKK}) {
+      CAPTURE(begin);
+      CAPTURE(end);
+      std::vector<T> part(CKK * LD, sentinel);
+      k::im2col<C, H, W, K, S, P, LD>(x.data(), part.data(), begin, end);
+      std::size_t bad = 0;
+      for (std::size_t row = 0; row < CKK; ++row)
+        for (std::size_t j = 0; j < LD; ++j) {
+          const std::size_t i = row * LD + j;
+          const bool written = row >= begin && row < end && inside[i] == T(1);
+          bad += (written ? part[i] == rcol[i] : part[i] == sentinel) ? 0 : 1;
+        }
+      CHECK(bad == 0);
+    }
+  // col2im: the columns past HO * WO are ignored; dx is overwritten
+  const auto dcol = random_vector<T>(CKK * LD, 52);
+  std::vector<T> dx(C * H * W, sentinel), rdx(C * H * W, sentinel);
+  k::col2im<C, H, W, K, S, P, LD>(dcol.data(), dx.data());
+  ref::col2im(C, H, W, K, S, P, LD, dcol.data(), rdx.data());
+  CHECK(same_bits(dx, rdx));
+}
+template <class T, std::size_t C, std::size_t H, std::size_t W, std::size_t K, std::size_t S,
+          std::size_t P>
+void im2col_cases() {
+  constexpr std::size_t V = k::simd_width<T>;
+  constexpr std::size_t HWO = ((H + 2 * P - K) / S + 1) * ((W + 2 * P - K) / S + 1);
+  im2col_case<T, C, H, W, K, S, P, (HWO + V - 1) / V * V>();  // as conv2d pads its rows
+  im2col_case<T, C, H, W, K, S, P, HWO + 3>();
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("im2col and col2im match the reference bitwise", T, float, double) {
+  im2col_cases<T, 1, 28, 28, 5, 1, 2>();  // LeNet's conv1
+  im2col_cases<T, 6, 14, 14, 5, 1, 0>();  // and conv2
+  im2col_cases<T, 3, 7, 9, 3, 2, 1>();
+  im2col_cases<T, 2, 9, 6, 3, 1, 0>();
+  im2col_cases<T, 2, 5, 11, 1, 3, 0>();
+  im2col_cases<T, 3, 11, 9, 3, 2, 0>();
+  im2col_cases<T, 2, 6, 5, 2, 3, 2>();
+  im2col_cases<T, 1, 3, 3, 4, 1, 2>();  // the kernel larger than the image
+  im2col_cases<T, 2, 13, 17, 5, 1, 2>();
+}
+
+namespace {
+// The direct convolution: bitwise what im2col + gemm_bcast<HWOP, Epi> give (rows of HWOP, outputs
+// started at the bias), and the plain reference within a tolerance (FMAs and padding terms).
+template <class T, std::size_t C, std::size_t H, std::size_t W, std::size_t F, std::size_t K,
+          std::size_t P>
+void direct_case(bool with_bias) {
+  constexpr std::size_t HO = H + 2 * P - K + 1, WO = W + 2 * P - K + 1, HWO = HO * WO;
+  constexpr std::size_t V = k::simd_width<T>, HWOP = (HWO + V - 1) / V * V, CKK = C * K * K;
+  if constexpr (V > 1 && WO >= 2 * V) {
+    INFO("C H W F K P = " << C << " " << H << " " << W << " " << F << " " << K << " " << P
+                          << ", bias " << with_bias);
+    const auto x = random_vector<T>(C * H * W, 61), w = random_vector<T>(F * CKK, 62),
+               b = random_vector<T>(F, 63), other = random_vector<T>(C * H * W, 64);
+    const T* bias = with_bias ? b.data() : nullptr;
+    std::vector<T> xp(C * (H + 2 * P) * (W + 2 * P), T(0));  // zero border, written once
+    std::vector<T> y(F * HWO), y_relu(F * HWO), first(F * HWO);
+    k::conv_direct<C, H, W, F, K, P>(other.data(), w.data(), bias, xp.data(), first.data());
+    k::conv_direct<C, H, W, F, K, P>(x.data(), w.data(), bias, xp.data(), y.data());
+    k::conv_direct<C, H, W, F, K, P, k::relu>(x.data(), w.data(), bias, xp.data(), y_relu.data());
+    // im2col + gemm_bcast
+    std::vector<T> col(CKK * HWOP, T(0)), out(F * HWOP), out_relu(F * HWOP);
+    k::im2col<C, H, W, K, 1, P, HWOP>(x.data(), col.data(), 0, CKK);
+    for (std::size_t f = 0; f < F; ++f)
+      for (std::size_t i = 0; i < HWOP; ++i)
+        out[f * HWOP + i] = out_relu[f * HWOP + i] = with_bias ? b[f] : T(0);
+    k::gemm_bcast<HWOP>(F, CKK, w.data(), CKK, 1, col.data(), out.data(), true);
+    k::gemm_bcast<HWOP, k::relu>(F, CKK, w.data(), CKK, 1, col.data(), out_relu.data(), true);
+    std::vector<T> g(F * HWO), g_relu(F * HWO);
+    for (std::size_t f = 0; f < F; ++f)
+      for (std::size_t i = 0; i < HWO; ++i) {
+        g[f * HWO + i] = out[f * HWOP + i];
+        g_relu[f * HWO + i] = out_relu[f * HWOP + i];
+      }
+    CHECK(same_bits(y, g));
+    CHECK(same_bits(y_relu, g_relu));
+    std::vector<T> r(F * HWO);
+    ref::conv2d(C, H, W, F, K, std::size_t{1}, P, x.data(), w.data(), bias, r.data());
+    check_near(y, r, CKK);
+  }
+}
+template <class T, std::size_t C, std::size_t H, std::size_t W, std::size_t F, std::size_t K,
+          std::size_t P>
+void direct_cases() {
+  direct_case<T, C, H, W, F, K, P>(true);
+  direct_case<T, C, H, W, F, K, P>(false);
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE(
+    "conv_direct equals im2col + gemm_bcast bitwise (epilogue too) and the reference within a "
+    "tolerance",
+    T, float, double) {
+  direct_cases<T, 1, 28, 28, 6, 5, 2>();  // LeNet's conv1 (rows of 28: not with 16-float vectors)
+  direct_cases<T, 1, 6, 37, 6, 5, 2>();   // rows of 37 on every instruction set
+  direct_cases<T, 2, 5, 40, 7, 3, 0>();   // 6 + 1 filters
+  direct_cases<T, 3, 4, 33, 13, 1, 0>();  // 6 + 6 + 1
+  direct_cases<T, 2, 3, 35, 1, 3, 1>();   // one filter (gemm_bcast's one-row product)
+  direct_cases<T, 2, 7, 50, 12, 3, 1>();
+}
+
+namespace {
+template <class T, std::size_t H, std::size_t W, std::size_t K, std::size_t S> void pool_case() {
+  constexpr std::size_t HO = (H - K) / S + 1, WO = (W - K) / S + 1;
+  for (std::size_t planes : {std::size_t{1}, std::size_t{3}, std::size_t{5}}) {
+    INFO("H W K S = " << H << " " << W << " " << K << " " << S << ", planes " << planes);
+    const auto x = awkward_vector<T>(planes * H * W, 70 + planes);
+    auto dy = random_vector<T>(planes * HO * WO, 80 + planes);
+    for (std::size_t i = 0; i < dy.size(); i += 7) dy[i] = T(-0.0);  // lands as +0
+    const T sentinel(7.5);
+    std::vector<T> y(planes * HO * WO), r(y.size());
+    std::vector<T> dx(planes * H * W, sentinel), rdx(dx.size(), sentinel);
+    k::max_pool<H, W, K, S>(planes, x.data(), y.data());
+    ref::max_pool(planes, H, W, K, S, x.data(), r.data());
+    CHECK(same_bits(y, r));
+    k::max_pool_backward<H, W, K, S>(planes, x.data(), dy.data(), dx.data());
+    ref::max_pool_backward(planes, H, W, K, S, x.data(), dy.data(), rdx.data());
+    CHECK(same_bits(dx, rdx));
+    k::avg_pool<H, W, K, S>(planes, x.data(), y.data());
+    ref::avg_pool(planes, H, W, K, S, x.data(), r.data());
+    CHECK(same_bits(y, r));
+    std::fill(dx.begin(), dx.end(), sentinel);
+    k::avg_pool_backward<H, W, K, S>(planes, dy.data(), dx.data());
+    ref::avg_pool_backward(planes, H, W, K, S, dy.data(), rdx.data());
+    CHECK(same_bits(dx, rdx));
+    const auto xr = random_vector<T>(planes * H * W, 100 + planes);
+    std::vector<T> gy(planes), rgy(planes), gdx(planes * H * W, sentinel), rgdx(gdx.size());
+    k::global_avg_pool<H * W>(planes, xr.data(), gy.data());
+    ref::global_avg_pool(planes, H * W, xr.data(), rgy.data());
+    CHECK(same_bits(gy, rgy));
+    k::global_avg_pool_backward<H * W>(planes, gy.data(), gdx.data());
+    ref::global_avg_pool_backward(planes, H * W, gy.data(), rgdx.data());
+    CHECK(same_bits(gdx, rgdx));
+  }
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("pooling kernels match the reference bitwise (ties, NaN, -0)", T, float,
+                   double) {
+  // 2 x 2 windows, stride 2: whole vectors where AVX2 is the instruction set (full-width and
+  // half-width rows, odd sizes leaving a row or column uncovered), scalars elsewhere
+  if constexpr (std::is_base_of_v<xsimd::avx2, xsimd::default_arch>) {
+    CHECK((k::detail::max_pool2_rows<T, 28, 2, 2, xsimd::default_arch>));
+    CHECK((k::detail::max_pool2_rows<T, 66, 2, 2, xsimd::default_arch>));
+  }
+  pool_case<T, 28, 28, 2, 2>();
+  pool_case<T, 10, 10, 2, 2>();
+  pool_case<T, 7, 9, 2, 2>();
+  pool_case<T, 9, 35, 2, 2>();
+  pool_case<T, 5, 5, 2, 2>();
+  pool_case<T, 4, 40, 2, 2>();
+  pool_case<T, 3, 66, 2, 2>();
+  pool_case<T, 2, 3, 2, 2>();
+  // other windows: not overlapping (S == K), overlapping, stride 1, the whole plane
+  pool_case<T, 9, 7, 3, 3>();
+  pool_case<T, 10, 11, 3, 3>();
+  pool_case<T, 9, 11, 3, 2>();
+  pool_case<T, 6, 7, 2, 1>();
+  pool_case<T, 5, 8, 3, 1>();
+  pool_case<T, 4, 4, 4, 4>();
+  pool_case<T, 1, 1, 1, 1>();
 }
