@@ -120,7 +120,7 @@ template <std::size_t M, std::size_t K, std::size_t N> void BM_W5_dx(benchmark::
   fill(dy.data(), dy.size(), 3);
   fill(w.data(), w.size(), 4);
   for (auto _ : state) {
-    g::kernels::gemm_dot<K, N>(M, dy.data(), w.data(), dx.data());
+    g::kernels::gemm_nt_packed<K, N>(M, dy.data(), w.data(), dx.data());
     benchmark::DoNotOptimize(dx.data());
     benchmark::ClobberMemory();
   }

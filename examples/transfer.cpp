@@ -108,8 +108,8 @@ seed_result run_seed(std::size_t k, std::size_t s, const Net& source, const g::d
     else if (method == "frozen BN stats")  // full fine-tuning, running statistics kept
       run(g::freeze::statistics{}, ft);
     else if (method == "LP-FT")
-      g::lp_ft(*net, train, probe, ft, total_steps / 2, total_steps / 2, g::batch<B>, g::seed{s},
-               g::quiet);
+      g::lp_ft(*net, train, probe, ft, g::probe_steps{total_steps / 2},
+               g::full_steps{total_steps / 2}, g::batch<B>, g::seed{s}, g::quiet);
     out.seconds[m] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out.accuracy[m] = g::evaluate(*net, test).accuracy;
   }

@@ -269,7 +269,8 @@ TEST_CASE("LP-FT and L2-SP") {
   auto net = g::make_model<net_t>(g::seed{1});
   auto before = std::make_unique<net_t>(*net);
   const auto rep = g::lp_ft(*net, ds, g::sgd{.lr = 0.1f, .momentum = 0.9f},
-                            g::sgd{.lr = 0.01f, .momentum = 0.9f}, 30, 30, g::batch<16>);
+                            g::sgd{.lr = 0.01f, .momentum = 0.9f}, g::probe_steps{30},
+                            g::full_steps{30}, g::batch<16>);
   CHECK(rep.steps == 60);
   CHECK(changed(*before, *net).size() == 6);
   CHECK(g::evaluate(*net, ds).accuracy > 0.8);

@@ -81,11 +81,11 @@ template <class T, std::size_t K, std::size_t N> void dot_case() {
     CAPTURE(N);
     const auto Y = random_vector<T>(M * N, 7), W = random_vector<T>(K * N, 8);
     std::vector<T> D(M * K), R(M * K);
-    k::gemm_dot<K, N>(M, Y.data(), W.data(), D.data());
-    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data());
+    k::gemm_nt_packed<K, N>(M, Y.data(), W.data(), D.data());
+    ref::gemm_nt_packed(M, K, N, Y.data(), W.data(), R.data());
     check_near(D, R, N);
-    k::gemm_dot<K, N>(M, Y.data(), W.data(), D.data(), true);  // accumulate: D = 2 Y W^T
-    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data(), true);
+    k::gemm_nt_packed<K, N>(M, Y.data(), W.data(), D.data(), true);  // accumulate: D = 2 Y W^T
+    ref::gemm_nt_packed(M, K, N, Y.data(), W.data(), R.data(), true);
     check_near(D, R, 2 * N);
   }
 }
@@ -97,16 +97,16 @@ template <class T, std::size_t K, std::size_t N> void nt_case() {
     CAPTURE(N);
     const auto Y = random_vector<T>(M * N, 9), W = random_vector<T>(K * N, 10);
     std::vector<T> D(M * K), R(M * K);
-    k::gemm_nt<K, N>(M, Y.data(), W.data(), D.data());
-    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data());
+    k::gemm_nt_dots<K, N>(M, Y.data(), W.data(), D.data());
+    ref::gemm_nt_packed(M, K, N, Y.data(), W.data(), R.data());
     check_near(D, R, N);
-    k::gemm_nt<K, N>(M, Y.data(), W.data(), D.data(), true);
-    ref::gemm_dot(M, K, N, Y.data(), W.data(), R.data(), true);
+    k::gemm_nt_dots<K, N>(M, Y.data(), W.data(), D.data(), true);
+    ref::gemm_nt_packed(M, K, N, Y.data(), W.data(), R.data(), true);
     check_near(D, R, 2 * N);
     // rows do not depend on how many others there are (bitwise)
     std::vector<T> D1(K);
-    k::gemm_nt<K, N>(1, Y.data() + (M - 1) * N, W.data(), D1.data());
-    k::gemm_nt<K, N>(M, Y.data(), W.data(), D.data());
+    k::gemm_nt_dots<K, N>(1, Y.data() + (M - 1) * N, W.data(), D1.data());
+    k::gemm_nt_dots<K, N>(M, Y.data(), W.data(), D.data());
     CHECK(std::equal(D1.begin(), D1.end(), D.begin() + static_cast<std::ptrdiff_t>((M - 1) * K)));
     auto s = random_vector<T>(M, 11), rs = s;
     k::row_sum<N>(M, Y.data(), s.data(), true);
@@ -137,9 +137,9 @@ TEST_CASE_TEMPLATE("gemm_bcast and column_sum match the reference", T, float, do
   gemm_cases<T, 257>();
 }
 
-TEST_CASE_TEMPLATE("gemm_dot matches the reference", T, float, double) { dot_cases<T>(); }
+TEST_CASE_TEMPLATE("gemm_nt_packed matches the reference", T, float, double) { dot_cases<T>(); }
 
-TEST_CASE_TEMPLATE("gemm_nt and row_sum match the reference", T, float, double) {
+TEST_CASE_TEMPLATE("gemm_nt_dots and row_sum match the reference", T, float, double) {
   nt_case<T, 1, 1>();
   nt_case<T, 3, 17>();
   nt_case<T, 25, 784>();
@@ -203,10 +203,10 @@ TEST_CASE("threads: the same results, bitwise, on one thread and on several") {
   std::vector<float> c1(64 * 256), c2(64 * 256), d1(64 * 784), d2(64 * 784);
   graft::parallel::set_threads(1);
   k::gemm_bcast<256>(64, 784, A.data(), 784, 1, B.data(), c1.data(), false);
-  k::gemm_dot<784, 256>(64, Y.data(), B.data(), d1.data());
+  k::gemm_nt_packed<784, 256>(64, Y.data(), B.data(), d1.data());
   graft::parallel::set_threads(2);
   k::gemm_bcast<256>(64, 784, A.data(), 784, 1, B.data(), c2.data(), false);
-  k::gemm_dot<784, 256>(64, Y.data(), B.data(), d2.data());
+  k::gemm_nt_packed<784, 256>(64, Y.data(), B.data(), d2.data());
   CHECK(c1 == c2);
   CHECK(d1 == d2);
   std::vector<float> r(64 * 256);
@@ -233,7 +233,7 @@ TEST_CASE_TEMPLATE("gemm_bcast: a row's result does not depend on how many rows 
 }
 
 TEST_CASE("threads: convolution forward and backward, bitwise the same on one thread and two") {
-  // LeNet's two convolutions (direct forward + gemm_nt weight gradient; transposed weight
+  // LeNet's two convolutions (direct forward + gemm_nt_dots weight gradient; transposed weight
   // gradient) and a ResNet 3x3 convolution with padded rows (14 x 14 = 196 columns)
   auto check = [](auto tag) {
     using L = typename decltype(tag)::type;

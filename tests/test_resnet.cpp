@@ -84,7 +84,7 @@ TEST_CASE("batch norm: batch statistics, running averages, evaluation with runni
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-2, 3) + (i % 12 < 6 ? 1.0 : -4.0);
   bn.gamma[1] = 2.0;
   bn.beta[1] = 0.5;
-  bn.forward_train<true>(x.data(), y.data(), rows, ws.data());
+  bn.forward_train<g::train_mode{true}>(x.data(), y.data(), rows, ws.data());
   for (std::size_t c = 0; c < 2; ++c) {
     double m = 0, v = 0;
     for (std::size_t r = 0; r < rows; ++r)
@@ -108,7 +108,7 @@ TEST_CASE("batch norm: batch statistics, running averages, evaluation with runni
   const auto rm = bn.running_mean, rv = bn.running_var;
   std::vector<double> ye(y.size()), yf(y.size());
   bn.forward(x.data(), ye.data(), rows, nullptr);
-  bn.forward_train<false>(x.data(), yf.data(), rows, ws.data());
+  bn.forward_train<g::train_mode{false}>(x.data(), yf.data(), rows, ws.data());
   CHECK(ye == yf);
   CHECK((bn.running_mean == rm && bn.running_var == rv));
   for (std::size_t i = 0; i < x.size(); ++i) {
@@ -120,20 +120,20 @@ TEST_CASE("batch norm: batch statistics, running averages, evaluation with runni
 }
 
 TEST_CASE("batch norm gradients: batch statistics and frozen statistics, images and vectors") {
-  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<3, 2, 2>>, 3, true);
-  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<3, 2, 2>>, 3, false);
-  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<5>>, 4, true);
-  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<5>>, 4, false);
+  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<3, 2, 2>>, 3, g::train_mode{true});
+  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<3, 2, 2>>, 3, g::train_mode{false});
+  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<5>>, 4, g::train_mode{true});
+  GRAFT_CHECK_LAYER_GRADIENTS(random_bn::bind<double, g::shape<5>>, 4, g::train_mode{false});
 }
 
 TEST_CASE("residual gradients: identity, inferred and declared projections, nested blocks") {
-  GRAFT_CHECK_LAYER_GRADIENTS(block::bind<double, g::shape<2, 5, 5>>, 3, true);
-  GRAFT_CHECK_LAYER_GRADIENTS(block::bind<double, g::shape<2, 5, 5>>, 3, false);
-  GRAFT_CHECK_LAYER_GRADIENTS(down_block::bind<double, g::shape<2, 6, 6>>, 3, true);
-  GRAFT_CHECK_LAYER_GRADIENTS(down_block::bind<double, g::shape<2, 5, 5>>, 2, false);
-  GRAFT_CHECK_LAYER_GRADIENTS(plain_down::bind<double, g::shape<2, 6, 6>>, 2, true);
-  GRAFT_CHECK_LAYER_GRADIENTS(declared::bind<double, g::shape<2, 6, 6>>, 2, true);
-  GRAFT_CHECK_LAYER_GRADIENTS(nested::bind<double, g::shape<5>>, 3, true);
+  GRAFT_CHECK_LAYER_GRADIENTS(block::bind<double, g::shape<2, 5, 5>>, 3, g::train_mode{true});
+  GRAFT_CHECK_LAYER_GRADIENTS(block::bind<double, g::shape<2, 5, 5>>, 3, g::train_mode{false});
+  GRAFT_CHECK_LAYER_GRADIENTS(down_block::bind<double, g::shape<2, 6, 6>>, 3, g::train_mode{true});
+  GRAFT_CHECK_LAYER_GRADIENTS(down_block::bind<double, g::shape<2, 5, 5>>, 2, g::train_mode{false});
+  GRAFT_CHECK_LAYER_GRADIENTS(plain_down::bind<double, g::shape<2, 6, 6>>, 2, g::train_mode{true});
+  GRAFT_CHECK_LAYER_GRADIENTS(declared::bind<double, g::shape<2, 6, 6>>, 2, g::train_mode{true});
+  GRAFT_CHECK_LAYER_GRADIENTS(nested::bind<double, g::shape<5>>, 3, g::train_mode{true});
 }
 
 TEST_CASE("residual forward is block(x) + shortcut(x) computed layer by layer") {

@@ -1,136 +1,16 @@
-// Gradient checking by central differences in double precision.
+// The public gradient checker (graft/testing/gradcheck.hpp) under the tests' old names, and a
+// doctest macro around check_layer.
 #pragma once
-#include <cmath>
-#include <cstddef>
-#include <string>
-#include <vector>
-
 #include <doctest/doctest.h>
 
-#include <graft/layers/layer.hpp>
-#include <graft/random/random.hpp>
+#include <graft/testing/gradcheck.hpp>
 
 namespace graft_test {
-
-/// |analytic - numeric| <= 1e-5 + 1e-3 |numeric|  (the project's tolerance).
-inline bool close(double analytic, double numeric) {
-  return std::abs(analytic - numeric) <= 1e-5 + 1e-3 * std::abs(numeric);
-}
-
-struct grad_report {
-  std::size_t checked = 0;
-  std::size_t failures = 0;
-  std::string first_failure;
-  void record(bool ok, const std::string& what, double a, double n) {
-    ++checked;
-    if (!ok && failures++ == 0)
-      first_failure = what + ": analytic " + std::to_string(a) + " numeric " + std::to_string(n);
-  }
-};
-
-/// Values in [-1, -0.1] U [0.1, 1]: far enough from relu's kink for h = 1e-6.
-inline void fill_away_from_zero(double* p, std::size_t n, graft::splitmix64& rng) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const double v = rng.uniform(0.1, 1.0);
-    p[i] = rng.uniform01() < 0.5 ? -v : v;
-  }
-}
-
-/// Checks a bound layer L (scalar double): the loss is sum(g * forward(x)) for a random g; the
-/// analytic input gradient and every parameter gradient are compared with central differences.
-/// A layer with a workspace (batch norm, residual) runs its training forward with BatchStats
-/// (batch statistics, or frozen running statistics); other layers run their evaluation forward.
-template <class L, std::size_t Rows = 3, bool BatchStats = true>
-grad_report check_layer(std::uint64_t seed = 1) {
-  using In = typename L::input_shape;
-  using Out = typename L::output_shape;
-  graft::splitmix64 rng(seed);
-  auto layer = std::make_unique<L>();
-  layer->init(rng);
-  std::vector<double> x(Rows * In::size), y(Rows * Out::size), g(Rows * Out::size),
-      dx(Rows * In::size);
-  fill_away_from_zero(x.data(), x.size(), rng);
-  for (auto& v : g) v = rng.uniform(-1.0, 1.0);
-  std::vector<std::vector<double>> grads;
-  std::vector<double*> gp;
-  for (const auto& p : L::params) grads.emplace_back(p.size);
-  for (auto& v : grads) gp.push_back(v.data());
-  gp.resize(graft::detail::max_params_per_layer, nullptr);
-  std::vector<double> ws(graft::detail::training_workspace_of<L>(Rows) + 1);
-  auto run = [&](double* out) {
-    if constexpr (graft::detail::uses_workspace<L>)
-      graft::detail::forward_training<BatchStats>(*layer, x.data(), out, Rows, ws.data());
-    else
-      layer->forward(x.data(), out, Rows);
-  };
-  run(y.data());
-  constexpr unsigned all = (1U << L::params.size()) - 1U;
-  graft::detail::backward_of<true, all, BatchStats>(*layer, x.data(), y.data(), g.data(), dx.data(),
-                                                    gp.data(), Rows, ws.data());
-
-  auto objective = [&] {
-    std::vector<double> yy(Rows * Out::size);
-    run(yy.data());
-    double s = 0;
-    for (std::size_t i = 0; i < yy.size(); ++i) s += g[i] * yy[i];
-    return s;
-  };
-  const double h = 1e-6;
-  grad_report rep;
-  auto probe = [&](double& v, double analytic, const std::string& what) {
-    const double old = v;
-    v = old + h;
-    const double fp = objective();
-    v = old - h;
-    const double fm = objective();
-    v = old;
-    const double numeric = (fp - fm) / (2 * h);
-    rep.record(close(analytic, numeric), what, analytic, numeric);
-  };
-  for (std::size_t i = 0; i < x.size(); ++i)
-    probe(x[i], dx[i], L::name() + " input[" + std::to_string(i) + "]");
-  for (std::size_t j = 0; j < L::params.size(); ++j)
-    for (std::size_t i = 0; i < L::params[j].size; ++i)
-      probe(layer->param(j)[i], grads[j][i],
-            L::name() + " param " + std::to_string(j) + "[" + std::to_string(i) + "]");
-  return rep;
-}
-
-/// Compares the gradients a trainer computed in its last compute_gradients (on `rows` rows of its
-/// input and `targets`) with central differences of the mean loss, parameter by parameter.
-/// Frozen tensors have no gradient buffer and are skipped. per_tensor > 0 checks that many
-/// entries of each tensor, evenly spaced, first and last included (for full-size models).
-template <class Net, class Trainer, class Target>
-grad_report check_trainer(Net& net, Trainer& t, const Target* targets, std::size_t rows,
-                          std::size_t per_tensor = 0) {
-  const double h = 1e-6;
-  grad_report rep;
-  net.for_each_parameter(
-      [&](std::size_t layer, std::size_t j, graft::role, double* p, std::size_t n) {
-        const double* grad = t.gradient(layer, j);
-        if (grad == nullptr) return;
-        const std::size_t count =
-            per_tensor == 0 || per_tensor >= n ? n : (per_tensor < 2 ? 2 : per_tensor);
-        for (std::size_t c = 0; c < count; ++c) {
-          const std::size_t i = count == n ? c : c * (n - 1) / (count - 1);
-          const double old = p[i];
-          p[i] = old + h;
-          t.forward(rows);
-          const double fp = t.loss_of_forward(targets, rows);
-          p[i] = old - h;
-          t.forward(rows);
-          const double fm = t.loss_of_forward(targets, rows);
-          p[i] = old;
-          const double numeric = (fp - fm) / (2 * h);
-          rep.record(close(grad[i], numeric),
-                     "layer " + std::to_string(layer) + " param " + std::to_string(j) + "[" +
-                         std::to_string(i) + "]",
-                     grad[i], numeric);
-        }
-      });
-  return rep;
-}
-
+using graft::testing::check_layer;
+using graft::testing::check_trainer;
+using graft::testing::close;
+using graft::testing::fill_away_from_zero;
+using graft::testing::grad_report;
 }  // namespace graft_test
 
 /// Gradient check of one bound layer type (see check_layer).

@@ -29,10 +29,7 @@ inline std::vector<std::size_t> permutation(std::size_t n, seed s) {
   std::vector<std::size_t> p(n);
   for (std::size_t i = 0; i < n; ++i) p[i] = i;
   splitmix64 rng(s.value);
-  for (std::size_t i = n; i-- > 1;) {
-    const auto j = static_cast<std::size_t>(rng.next() % (static_cast<std::uint64_t>(i) + 1));
-    std::swap(p[i], p[j]);
-  }
+  fisher_yates(p.begin(), n, rng);
   return p;
 }
 

@@ -27,6 +27,7 @@
 
 #include "graft/config.hpp"
 #include "graft/data/error.hpp"
+#include "graft/tensor/shape.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 namespace data {
@@ -102,12 +103,7 @@ inline std::string count_of(std::uint64_t n, const char* what) {
 }
 
 inline std::string dims_string(const std::vector<std::size_t>& dims) {
-  std::string s;
-  for (std::size_t d : dims) {
-    if (!s.empty()) s += 'x';
-    s += std::to_string(d);
-  }
-  return s.empty() ? std::string("(none)") : s;
+  return graft::dims_string(dims.data(), dims.size());
 }
 
 /// Converts n elements of an IDX payload (big-endian) with f(value) -> T for each element.

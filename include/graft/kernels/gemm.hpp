@@ -1,13 +1,15 @@
 // Dense-layer products on raw pointers, SIMD through xsimd. Kernels know nothing of layers or
-// xtensor; the column count N (and for gemm_dot, K) is a compile-time constant, the row count is
-// the runtime batch size (a last, partial batch is a smaller M, not padding).
+// xtensor; the column count N (and for gemm_nt_packed, K) is a compile-time constant, the row count
+// is the runtime batch size (a last, partial batch is a smaller M, not padding).
 //
 //   gemm_bcast : C = epi(A * B)  with A read through strides, so that X*W (forward) and X^T*dY
 //                                (weight gradient) share one register-blocked micro-kernel; an
 //                                epilogue (a layer's activation) is applied in registers before
 //                                the store; one row (batch-1 inference) streams B row by row;
-//   gemm_dot   : D = Y * W^T     (input gradient) without materialising W^T;
-//   gemm_nt    : D = Y * W^T     by dot products, for few rows of long vectors (conv weights);
+//   gemm_nt_packed : D = Y * W^T  for a batch of rows and short rows of W (a dense layer's input
+//                                gradient): blocks of W^T packed on the stack, never all of W^T;
+//   gemm_nt_dots   : D = Y * W^T  for few rows of long vectors (a convolution's weight gradient):
+//                                tiles of vector dot products;
 //   column_sum : db = sum over rows of dY;
 //   row_sum    : the sum of each row (conv bias gradient).
 #pragma once
@@ -25,7 +27,7 @@ GRAFT_BEGIN_NAMESPACE
 namespace kernels {
 
 /// The epilogue that leaves every value as it is. An epilogue is a stateless type whose call
-/// operator takes a SIMD batch or a scalar and returns the same type (see layers/activations.hpp).
+/// operator takes a SIMD batch or a scalar and returns the same type (see kernels/elementwise.hpp).
 struct identity {
   template <class V> constexpr V operator()(V v) const noexcept { return v; }
 };
@@ -239,7 +241,7 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
 /// the forward product's register-blocked micro-kernel then multiplies. Columns past the last full
 /// block (K not a multiple of 2 vectors) take dot products. Threads take ranges of column blocks.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
-void gemm_dot(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
+void gemm_nt_packed(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t V = batch::size;
   constexpr std::size_t KB = 2 * V;              // columns of D per packed block
@@ -321,14 +323,14 @@ inline void nt_all(std::size_t M, const T* Y, const T* W, T* D, bool accumulate)
 
 /// D[m][k] (+)= sum_n Y[m*N + n] * W[k*N + n]  for m < M, k < K  (D = Y * W^T), by dot products.
 ///
-/// The same product as gemm_dot, for the other shape: few rows M and long rows N (the weight
-/// gradient of a convolution, dy[F x HW] * col[CKK x HW]^T), where gemm_dot's packing of W^T would
-/// cost as much as the product. Tiles of 6 x 2, 4 x 3 or 3 x 4 dot products (M a multiple of 6,
-/// of 4, or neither; 12 vector accumulators); each element of D is one dot product in a fixed
+/// The same product as gemm_nt_packed, for the other shape: few rows M and long rows N (the weight
+/// gradient of a convolution, dy[F x HW] * col[CKK x HW]^T), where gemm_nt_packed's packing of W^T
+/// would cost as much as the product. Tiles of 6 x 2, 4 x 3 or 3 x 4 dot products (M a multiple of
+/// 6, of 4, or neither; 12 vector accumulators); each element of D is one dot product in a fixed
 /// order, whatever M is. One thread.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
-void gemm_nt(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
-  if (M % 6 == 0)  // 6 x 2: LeNet's conv1 (F = 6), ~30% faster there than 3 x 4
+void gemm_nt_dots(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
+  if (M % 6 == 0)  // 6 x 2: LeNet's conv1 (F = 6), where it beat 3 x 4 (commit ebb86ec)
     detail::nt_all<6, 2, K, N, Arch>(M, Y, W, D, accumulate);
   else if (M % 4 == 0)
     detail::nt_all<4, 3, K, N, Arch>(M, Y, W, D, accumulate);

@@ -81,10 +81,13 @@ template <class F> void for_range(std::size_t n, std::size_t min_items, F&& f) {
   f(std::size_t{0}, n);
 }
 
+/// The fewest elements per thread for which an element-wise, memory-bound pass is worth waking a
+/// thread (32 Ki).
+inline constexpr std::size_t min_elements = std::size_t{1} << 15;
+
 /// Splits `rows` rows of `row_size` elements between threads (for_range) when each thread gets
 /// at least 32 Ki elements: a memory-bound pass over fewer is not worth waking a thread for.
 template <class F> void for_rows(std::size_t rows, std::size_t row_size, F&& f) {
-  constexpr std::size_t min_elements = std::size_t{1} << 15;
   const std::size_t min_rows = row_size >= min_elements ? 1 : min_elements / row_size;
   for_range(rows, min_rows, static_cast<F&&>(f));
 }

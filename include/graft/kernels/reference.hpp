@@ -23,8 +23,8 @@ template <class T> void gemm_bcast(std::size_t I, std::size_t P, std::size_t N, 
 }
 
 /// D[m][k] (+)= sum_n Y[m][n] * W[k][n]   (Y is M x N, W is K x N, D is M x K): D = Y * W^T.
-template <class T> void gemm_dot(std::size_t M, std::size_t K, std::size_t N, const T* Y,
-                                 const T* W, T* D, bool accumulate = false) {
+template <class T> void gemm_nt_packed(std::size_t M, std::size_t K, std::size_t N, const T* Y,
+                                       const T* W, T* D, bool accumulate = false) {
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t k = 0; k < K; ++k) {
       T s = accumulate ? D[m * K + k] : T(0);

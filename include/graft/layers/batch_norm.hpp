@@ -75,9 +75,9 @@ template <class T, class In> class batch_norm_layer {
     }
   }
 
-  template <bool BatchStats>
+  template <train_mode Mode>
   void forward_train(const T* x, T* y, std::size_t rows, T* ws) noexcept {
-    if constexpr (!BatchStats) {
+    if constexpr (!Mode.batch_statistics) {
       forward(x, y, rows, ws);
     } else {
       T* mean = ws;
@@ -104,15 +104,16 @@ template <class T, class In> class batch_norm_layer {
     }
   }
 
-  template <bool InputGrad, unsigned GradMask, bool BatchStats>
+  template <bool InputGrad, unsigned GradMask, train_mode Mode>
   void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
                 T* ws) const noexcept {
     constexpr bool gamma_grad = (GradMask & 1U) != 0;
     constexpr bool beta_grad = (GradMask & 2U) != 0;
+    constexpr bool batch_stats = Mode.batch_statistics;
     const auto n = static_cast<double>(rows * HW);
     for (std::size_t c = 0; c < C; ++c) {
-      const T m = BatchStats ? ws[c] : running_mean[c];
-      const T inv = BatchStats ? ws[C + c] : frozen_invstd(c);
+      const T m = batch_stats ? ws[c] : running_mean[c];
+      const T inv = batch_stats ? ws[C + c] : frozen_invstd(c);
       // sum(dy) and sum(dy * xhat), xhat = (x - m) * inv
       const auto [sdy, sdyx] = channel_sums(
           rows, c, [&](std::size_t i) { return dy[i]; },
@@ -121,7 +122,7 @@ template <class T, class In> class batch_norm_layer {
       if constexpr (beta_grad) grads[1][c] = static_cast<T>(sdy);
       if constexpr (InputGrad) {
         const T g = gamma[c] * inv;
-        if constexpr (BatchStats) {
+        if constexpr (batch_stats) {
           // dx = gamma * inv * (dy - mean(dy) - xhat * mean(dy * xhat))
           const T mdy = static_cast<T>(sdy / n);
           const T mdyx = static_cast<T>(sdyx / n);

@@ -151,7 +151,7 @@ class conv2d_layer {
         const T* dyr = padded_dy(dy, r);
         if constexpr (weight_grad && !transposed_weight_grad) {  // dW[F x CKK] += dy_r col_r^T
           kernels::im2col<C, H, W, K, S, P, HWOP>(x + r * input_shape::size, col, 0, CKK);
-          kernels::gemm_nt<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
+          kernels::gemm_nt_dots<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
         }
         if constexpr (bias_grad) kernels::row_sum<HWOP>(F, dyr, grads[1], r > 0);
       }
@@ -167,8 +167,8 @@ class conv2d_layer {
   static constexpr bool padded = HWOP != HWO;
   // With F a multiple of the SIMD width, the weight gradient is computed transposed, as
   // col * dy^T (rows of F: whole vectors), by the register-blocked gemm_bcast, which runs nearer
-  // the FMA peak than gemm_nt's dot products (no reductions); dy is transposed per sample and
-  // dW^T once per call. Otherwise (conv1's F = 6) gemm_nt.
+  // the FMA peak than gemm_nt_dots's dot products (no reductions); dy is transposed per sample and
+  // dW^T once per call. Otherwise (conv1's F = 6) gemm_nt_dots.
   static constexpr bool transposed_weight_grad = simd_width > 1 && F % simd_width == 0;
   static T* dyt_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[transposed_weight_grad ? HWOP * F : 1];

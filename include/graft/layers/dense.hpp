@@ -51,7 +51,7 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
     if constexpr ((GradMask & 1U) != 0)  // dW[K x N] = x^T dy
       kernels::gemm_bcast<N>(K, rows, x, 1, K, dy, grads[0], false);
     if constexpr ((GradMask & 2U) != 0) kernels::column_sum<N>(rows, dy, grads[1], false);
-    if constexpr (InputGrad) kernels::gemm_dot<K, N>(rows, dy, weight.data(), dx);
+    if constexpr (InputGrad) kernels::gemm_nt_packed<K, N>(rows, dy, weight.data(), dx);
   }
 };
 

@@ -1,5 +1,5 @@
-// What every layer shares: parameter roles, the bound-layer concept, and the compile-time
-// diagnostics a wrong stack produces.
+// What every layer shares: parameter roles, the training mode, the layer-spec concept, and the
+// dispatch to a layer's optional parts (the contract itself: layers/concept.hpp).
 #pragma once
 #include <array>
 #include <concepts>
@@ -7,6 +7,7 @@
 #include <string>
 #include <type_traits>
 
+#include "graft/diagnostics.hpp"
 #include "graft/random/random.hpp"
 #include "graft/tensor/shape.hpp"
 
@@ -24,23 +25,18 @@ struct param_desc {
   role kind;
 };
 
+/// How a training pass runs a layer: a value every layer with a training mode reads (a template
+/// argument, so that what a mode leaves out is not compiled). The trainer decides it per layer
+/// from the freezing policy while compiling.
+struct train_mode {
+  /// Layers that keep running statistics (batch norm): normalise with the batch's statistics and
+  /// update the running averages (true), or use the running averages as they are (false: the
+  /// policy freezes statistics, e.g. freeze::statistics). Other layers ignore it.
+  bool batch_statistics = true;
+};
+
 /// Position of a layer in a model: 0 is the first layer after input<...>; the head comes last.
 template <std::size_t I> struct layer_index { static constexpr std::size_t value = I; };
-
-/// A spec bound to a scalar type and an input shape: what stacks, heads and trainers require.
-template <class L>
-concept BoundLayer = requires(L& l, const L& cl, const typename L::scalar* x, typename L::scalar* y,
-                              std::size_t rows, splitmix64& rng) {
-  typename L::scalar;
-  requires Shape<typename L::input_shape>;
-  requires Shape<typename L::output_shape>;
-  { L::parameter_count } -> std::convertible_to<std::size_t>;
-  { L::params.size() } -> std::convertible_to<std::size_t>;
-  requires(
-      requires { cl.forward(x, y, rows); } || requires { cl.forward(x, y, rows, y); });
-  {l.init(rng)};
-  { L::name() } -> std::convertible_to<std::string>;
-};
 
 /// The parameter interface of a layer that has none (activations, pooling, flatten, dropout):
 /// derive from it instead of spelling out empty parameter lists.
@@ -52,28 +48,9 @@ template <class T> struct without_parameters {
   void init(splitmix64&) noexcept {}
 };
 
-// ---- optional parts of a bound layer, detected while compiling --------------------------------
-//
-// * A training-mode forward: `void forward_train(x, y, rows)` (dropout). The trainer uses it for
-//   layers that train; frozen layers run their evaluation forward.
-// * Scratch memory ("workspace") that depends on the batch: batch norm's batch statistics, a
-//   residual block's inner activations. Such a layer declares how many elements of T it needs
-//   for `rows` rows (constexpr functions, non-decreasing in rows: the caller sizes the workspace
-//   for its largest batch, the layer lays it out for the rows it is given)
-//     static constexpr size_t training_workspace(size_t rows);
-//     static constexpr size_t inference_workspace(size_t rows);
-//   and implements, instead of the plain signatures,
-//     void forward(x, y, rows, T* ws) const noexcept;                                  //
-//     evaluation template <bool BatchStats> void forward_train(x, y, rows, T* ws) noexcept;
-//     template <bool InputGrad, unsigned GradMask, bool BatchStats>
-//     void backward(x, y, dy, dx, grads, rows, T* ws) const noexcept;
-//   BatchStats says whether batch-norm statistics come from the batch (and the running averages
-//   update) or from the running averages (frozen statistics). The trainer decides it from the
-//   freezing policy; whoever calls the layer owns the workspace (the trainer's arena, a runner).
-// * Buffers: state that is saved with the weights but never trained (running statistics):
-//     static constexpr std::array<std::size_t, N> buffers;   T* buffer(j);
-// * `static constexpr bool has_statistics = true` when the layer keeps running statistics, and
-//   `min_batch_rows`: the rows a batch needs for batch statistics.
+// The contract a layer fulfils (required members, optional parts and the concepts that detect
+// them) is written once, in layers/concept.hpp. Below: the dispatch that calls each optional part
+// when a layer has it.
 namespace detail {
 /// Parameter tensors a layer may have (a residual block has those of all its layers); the
 /// trainer's gradient masks are bit sets of this width.
@@ -162,58 +139,31 @@ void forward_fused(const L& l, const T* x, T* y, std::size_t rows) noexcept {
   l.template forward_fused<typename Next::epilogue>(x, y, rows);
 }
 /// Training forward of any layer (the evaluation forward for layers without a training mode).
-template <bool BatchStats, class L, class T>
+template <train_mode Mode, class L, class T>
 void forward_training(L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {
   if constexpr (uses_workspace<L>)
-    l.template forward_train<BatchStats>(x, y, rows, ws);
+    l.template forward_train<Mode>(x, y, rows, ws);
   else if constexpr (requires { l.forward_train(x, y, rows); })
     l.forward_train(x, y, rows);
   else
     l.forward(x, y, rows);
 }
-/// Backward of any layer, after forward_training<BatchStats> (or forward_eval when !BatchStats).
-template <bool InputGrad, unsigned GradMask, bool BatchStats, class L, class T>
+/// Backward of any layer, after forward_training<Mode> (or, for a layer that trains with frozen
+/// statistics, after forward_eval).
+template <bool InputGrad, unsigned GradMask, train_mode Mode, class L, class T>
 void backward_of(const L& l, const T* x, const T* y, const T* dy, T* dx, T* const* grads,
                  std::size_t rows, T* ws) noexcept {
   if constexpr (uses_workspace<L>)
-    l.template backward<InputGrad, GradMask, BatchStats>(x, y, dy, dx, grads, rows, ws);
+    l.template backward<InputGrad, GradMask, Mode>(x, y, dy, dx, grads, rows, ws);
   else
     l.template backward<InputGrad, GradMask>(x, y, dy, dx, grads, rows);
 }
 }  // namespace detail
 
-/// A layer spec such as dense<64>: shape-agnostic until a stack binds it.
+/// A layer spec such as dense<64>: shape-agnostic until a stack binds it (layers/concept.hpp).
 template <class S>
 concept LayerSpec = requires {
   typename S::expects;
 };
-
-namespace diagnostics {
-// Requirement names: what a layer expected of its input. The name says how to fix it.
-struct expects_flat_input_insert_flatten_before_this_layer {};
-struct expects_any_shape {};
-struct expects_a_channels_x_height_x_width_image_at_least_as_large_as_the_kernel {};
-struct expects_a_channels_x_height_x_width_image_at_least_as_large_as_the_window {};
-struct expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone {};
-}  // namespace diagnostics
-
-namespace error {
-/// Instantiated when layer number Index (0 = first layer after input<...>) cannot take the shape
-/// that reaches it. The compiler prints this type: it names the layer index, the layer, what the
-/// layer expects and the shape it got.
-template <class Index, class Layer, class Expected, class Got> struct layer_input_mismatch {
-  static_assert(sizeof(Layer) == 0,
-                "graft: a layer cannot take the shape of its input; the template arguments of "
-                "layer_input_mismatch above name the layer index, the layer, what it expects and "
-                "the shape it got");
-};
-/// Instantiated when a head does not fit the backbone's output.
-template <class Index, class Head, class Expected, class Got> struct head_input_mismatch {
-  static_assert(sizeof(Head) == 0,
-                "graft: the head does not fit the backbone's output; the template arguments of "
-                "head_input_mismatch above name the head's layer index, the head, what it expects "
-                "and the shape the backbone gives");
-};
-}  // namespace error
 
 GRAFT_END_NAMESPACE

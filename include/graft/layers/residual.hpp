@@ -18,38 +18,17 @@
 #include <string>
 #include <type_traits>
 
+#include "graft/diagnostics.hpp"
 #include "graft/layers/batch_norm.hpp"
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/layer.hpp"
-#include "graft/model/stack.hpp"
-#include "graft/train/arena.hpp"
+#include "graft/layers/workspace.hpp"
+#include "graft/layers/stack.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 
 /// The shortcut of a residual block, declared: residual<projection<Specs...>, Block...>.
 template <class... Specs> struct projection {};
-
-namespace diagnostics {
-struct expects_a_block_whose_output_has_the_input_shape_or_a_1x1_strided_projection {};
-}  // namespace diagnostics
-
-namespace error {
-/// Instantiated when a residual block's output cannot be added to its input: the shapes differ
-/// and no 1x1 strided convolution maps one to the other.
-template <class Input, class BlockOutput> struct residual_shapes_cannot_be_added {
-  static_assert(sizeof(Input) == 0,
-                "graft: residual<...>: the block's output shape differs from its input shape and "
-                "no 1x1 strided projection maps one to the other; the template arguments of "
-                "residual_shapes_cannot_be_added above are the input and the block's output");
-};
-/// Instantiated when a declared projection does not produce the block's output shape.
-template <class ProjectionOutput, class BlockOutput> struct residual_projection_mismatch {
-  static_assert(sizeof(ProjectionOutput) == 0,
-                "graft: residual<projection<...>, ...>: the projection's output shape differs "
-                "from the block's; the template arguments of residual_projection_mismatch above "
-                "are both shapes");
-};
-}  // namespace error
 
 namespace detail {
 template <class S> struct input_of;
@@ -306,13 +285,13 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
     add_to(y, skip, rows * output_shape::size);
   }
 
-  template <bool BatchStats>
+  template <train_mode Mode>
   void forward_train(const T* x, T* y, std::size_t rows, T* ws) noexcept {
     const auto l = train_layout(rows);
     meta::static_for<N>([&](auto k) {
       const T* from = x;
       if constexpr (k != 0 && k != NB) from = ws + l.act[k - 1];
-      detail::forward_training<BatchStats>(inner<k>(), from, ws + l.act[k], rows, ws + l.ws[k]);
+      detail::forward_training<Mode>(inner<k>(), from, ws + l.act[k], rows, ws + l.ws[k]);
     });
     const std::size_t n = rows * output_shape::size;
     const T* a = ws + l.act[NB - 1];
@@ -320,16 +299,16 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
     for (std::size_t i = 0; i < n; ++i) y[i] = a[i] + skip[i];
   }
 
-  template <bool InputGrad, unsigned GradMask, bool BatchStats>
+  template <bool InputGrad, unsigned GradMask, train_mode Mode>
   void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
                 T* ws) const noexcept {
     const auto l = train_layout(rows);
     T* d[2] = {ws + l.delta[0], ws + l.delta[1]};
     // the block: layer k reads the delta of its output, writes that of its input
-    backward_chain<0, NB, InputGrad, GradMask, BatchStats>(x, dy, dx, grads, rows, ws, l, d);
+    backward_chain<0, NB, InputGrad, GradMask, Mode>(x, dy, dx, grads, rows, ws, l, d);
     if constexpr (NS > 0) {
       T* dskip = ws + l.dskip;
-      backward_chain<NB, NS, InputGrad, GradMask, BatchStats>(x, dy, dskip, grads, rows, ws, l, d);
+      backward_chain<NB, NS, InputGrad, GradMask, Mode>(x, dy, dskip, grads, rows, ws, l, d);
       if constexpr (InputGrad) add_to(dx, dskip, rows * In::size);
     } else if constexpr (InputGrad) {
       add_to(dx, dy, rows * In::size);
@@ -365,10 +344,10 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
   /// Backward through inner layers [First, First + Count): the last reads dy, the first writes
   /// dfirst. Layers below the lowest one that trains run only when the input gradient is needed.
   template <std::size_t First, std::size_t Count, bool InputGrad, unsigned GradMask,
-            bool BatchStats>
+            train_mode Mode>
   void backward_chain(const T* x, const T* dy, T* dfirst, T* const* grads, std::size_t rows, T* ws,
                       const layout_t& l, T* const* d) const noexcept {
-    constexpr std::size_t lowest = [] {
+    constexpr std::size_t lowest_trainable = [] {
       std::size_t lo = Count;
       meta::static_for<Count>([&](auto k) {
         if (lo == Count && inner_mask<First + k, GradMask> != 0) lo = k;
@@ -377,12 +356,12 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
     }();
     meta::static_for_reverse<Count>([&](auto k) {
       constexpr std::size_t K = First + k;
-      if constexpr (InputGrad || k >= lowest) {
+      if constexpr (InputGrad || k >= lowest_trainable) {
         const T* in = x;
         if constexpr (k != 0) in = ws + l.act[K - 1];
         const T* src = k == Count - 1 ? dy : d[(Count - 2 - k) % 2];
         T* dst = k == 0 ? dfirst : d[(Count - 1 - k) % 2];
-        detail::backward_of<(InputGrad || k > lowest), inner_mask<K, GradMask>, BatchStats>(
+        detail::backward_of<(InputGrad || k > lowest_trainable), inner_mask<K, GradMask>, Mode>(
             inner<K>(), in, ws + l.act[K], src, dst, grads + tables.param_offset[K], rows,
             ws + l.ws[K]);
       }

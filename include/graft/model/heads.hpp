@@ -57,28 +57,27 @@ template <std::size_t N> struct mean_squared_error {
   }
 };
 
-/// N-way classifier head: dense<N> producing logits, softmax cross-entropy loss.
-template <std::size_t N, class Init = init::pytorch> struct classifier {
-  static_assert(N >= 2, "graft: classifier<N> needs at least 2 classes");
-  static constexpr std::size_t classes = N;
-  static constexpr bool is_classifier = true;
+/// What every head shares: a dense<N> on the backbone's flat features and a loss.
+template <std::size_t N, class Init, class Loss, std::size_t Classes> struct dense_head {
+  static constexpr std::size_t classes = Classes;  ///< 0 for a regressor
+  static constexpr bool is_classifier = Classes > 0;
   using layer_spec = dense<N, Init>;
-  using loss = softmax_cross_entropy<N>;
+  using loss = Loss;
   using expects =
       diagnostics::expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone;
   template <class In> static constexpr bool accepts = FlatShape<In>;
+};
+
+/// N-way classifier head: dense<N> producing logits, softmax cross-entropy loss.
+template <std::size_t N, class Init = init::pytorch> struct classifier
+    : dense_head<N, Init, softmax_cross_entropy<N>, N> {
+  static_assert(N >= 2, "graft: classifier<N> needs at least 2 classes");
   static std::string name() { return "classifier<" + std::to_string(N) + ">"; }
 };
 
 /// N-output regressor head: dense<N>, mean squared error loss.
-template <std::size_t N, class Init = init::pytorch> struct regressor {
-  static constexpr std::size_t classes = 0;
-  static constexpr bool is_classifier = false;
-  using layer_spec = dense<N, Init>;
-  using loss = mean_squared_error<N>;
-  using expects =
-      diagnostics::expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone;
-  template <class In> static constexpr bool accepts = FlatShape<In>;
+template <std::size_t N, class Init = init::pytorch> struct regressor
+    : dense_head<N, Init, mean_squared_error<N>, 0> {
   static std::string name() { return "regressor<" + std::to_string(N) + ">"; }
 };
 

@@ -3,14 +3,17 @@
 // it on the heap so that a large model never sits on the stack; static storage works too.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <string>
 #include <type_traits>
+#include <utility>
 
+#include "graft/layers/concept.hpp"
+#include "graft/layers/stack.hpp"
 #include "graft/model/heads.hpp"
-#include "graft/model/stack.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 
@@ -62,6 +65,14 @@ template <class Backbone, class H, class T = float> class model {
   template <std::size_t I> using layer_type = std::conditional_t<
       (I < backbone_layer_count),
       typename backbone_layers::template type<(I < backbone_layer_count ? I : 0)>, head_layer>;
+
+  /// Every bound layer fulfils the layer contract (layers/concept.hpp); the first that does not
+  /// stops the build with error::layer_lacks_member naming its index and the member it lacks.
+  static constexpr bool layers_complete = []<std::size_t... I>(std::index_sequence<I...>) {
+    return meta::all_v<detail::check_bound_layer<I, layer_type<I>>()...>;  // flat: no fold
+  }
+  (std::make_index_sequence<layer_count>{});
+  static_assert(layers_complete || true);  // evaluates the check: one error, named above
 
   template <std::size_t I> auto& layer() noexcept {
     static_assert(I < layer_count, "graft: layer index out of range");
@@ -115,17 +126,21 @@ template <class Backbone, class H, class T = float> class model {
     return n;
   }();
 
+  /// The random stream of the head (layer i of the backbone draws from stream i): far from any
+  /// backbone index, so that a head never shares a stream with a layer.
+  static constexpr std::uint64_t head_stream = 0xEAD;
+
   /// Initialises every layer; layer i draws from its own stream of the seed, so the backbone's
   /// initial weights do not depend on the head, and a head's do not depend on the backbone.
   void initialize(seed s) {
     for_each_layer([&](auto i, auto& l) {
-      auto rng =
-          splitmix64::stream(s, decltype(i)::value == head_index ? 0xEADULL : decltype(i)::value);
+      auto rng = splitmix64::stream(
+          s, decltype(i)::value == head_index ? head_stream : decltype(i)::value);
       l.init(rng);
     });
   }
   void initialize_head(seed s) {
-    auto rng = splitmix64::stream(s, 0xEADULL);
+    auto rng = splitmix64::stream(s, head_stream);
     head_.init(rng);
   }
 
@@ -174,13 +189,6 @@ template <class M> std::unique_ptr<M> make_model(seed s = {}) {
   m->initialize(s);
   return m;
 }
-
-/// The model type with the same backbone and scalar and another head.
-template <class M, class NewHead> struct with_head;
-template <class B, class H, class T, class NewHead> struct with_head<model<B, H, T>, NewHead> {
-  using type = model<B, NewHead, T>;
-};
-template <class M, class NewHead> using with_head_t = typename with_head<M, NewHead>::type;
 
 /// A model with net's backbone weights and a freshly initialised NewHead (seeded). The old model
 /// is consumed; nothing of the backbone is retyped or re-declared.

@@ -2,6 +2,7 @@
 // SplitMix64 and its own distributions: a seed gives the same weights and batches everywhere.
 #pragma once
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 #include "graft/config.hpp"
@@ -53,5 +54,17 @@ class splitmix64 {
  private:
   std::uint64_t state_;
 };
+
+/// Fisher-Yates: shuffles p[0..n) in place, for i from n-1 down to 1 swapping p[i] with
+/// p[rng.below(i + 1)]. The one shuffle of graft: data orders, few-shot selections,
+/// dataset::shuffled.
+template <class It> constexpr void fisher_yates(It p, std::size_t n, splitmix64& rng) noexcept {
+  for (std::size_t i = n; i-- > 1;) {
+    const auto j = static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i) + 1));
+    const auto t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+}
 
 GRAFT_END_NAMESPACE

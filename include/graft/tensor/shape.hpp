@@ -8,21 +8,24 @@
 
 GRAFT_BEGIN_NAMESPACE
 
+/// Extents written "1x28x28" ("scalar" for none): the one shape formatter, for compile-time shapes
+/// (shape::str), data sets' sample shapes and IDX dimensions.
+inline std::string dims_string(const std::size_t* d, std::size_t n) {
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) s += 'x';
+    s += std::to_string(d[i]);
+  }
+  return n == 0 ? std::string("scalar") : s;
+}
+
 template <std::size_t... D> struct shape {
   static constexpr std::size_t rank = sizeof...(D);
   static constexpr std::size_t size = (std::size_t{1} * ... * D);
   static constexpr std::array<std::size_t, rank> dims{D...};
 
   /// "1x28x28", used in error messages and architecture fingerprints.
-  static std::string str() {
-    std::string s;
-    auto append = [&s](std::size_t d) {
-      if (!s.empty()) s += 'x';
-      s += std::to_string(d);
-    };
-    (append(D), ...);
-    return s.empty() ? std::string("scalar") : s;
-  }
+  static std::string str() { return dims_string(dims.data(), rank); }
 };
 
 template <class T> struct is_shape : std::false_type {};

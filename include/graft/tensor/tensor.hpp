@@ -10,15 +10,10 @@
 
 #include <xtensor/xfixed.hpp>
 
+#include "graft/diagnostics.hpp"
 #include "graft/tensor/shape.hpp"
 
 GRAFT_BEGIN_NAMESPACE
-
-template <class T, class From, class To> struct tensor_shape_mismatch {
-  static_assert(sizeof(T) == 0,
-                "graft: assignment between tensors of different shapes (see From and To above); "
-                "reshape explicitly with graft::reshape_copy");
-};
 
 template <class T, std::size_t... D> class tensor {
  public:
@@ -36,8 +31,8 @@ template <class T, std::size_t... D> class tensor {
 
   template <class U, std::size_t... E>
   requires(!std::is_same_v<shape<D...>, shape<E...>>) tensor& operator=(const tensor<U, E...>&) {
-    tensor_shape_mismatch<U, shape<E...>, shape<D...>> error{};
-    (void)error;
+    error::tensor_shape_mismatch<U, shape<E...>, shape<D...>> mismatch{};
+    (void)mismatch;
     return *this;
   }
 
@@ -71,13 +66,6 @@ template <class T, std::size_t... D> class tensor {
  private:
   storage_type storage_;
 };
-
-template <class T, class S> struct tensor_for;
-template <class T, std::size_t... D> struct tensor_for<T, shape<D...>> {
-  using type = tensor<T, D...>;
-};
-/// tensor_t<float, shape<2,3>> is tensor<float, 2, 3>.
-template <class T, class S> using tensor_t = typename tensor_for<T, S>::type;
 
 /// Copies between tensors of the same number of elements but different shapes.
 template <class T, std::size_t... D, std::size_t... E>

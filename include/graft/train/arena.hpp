@@ -6,6 +6,7 @@
 #include <new>
 
 #include "graft/config.hpp"
+#include "graft/layers/workspace.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 
@@ -30,23 +31,6 @@ template <class T> class arena {
   };
   std::size_t count_ = 0;
   std::unique_ptr<T, deleter> data_;
-};
-
-/// Rounds an element count up so that the next region starts on a buffer_alignment boundary.
-template <class T> constexpr std::size_t aligned_count(std::size_t n) noexcept {
-  constexpr std::size_t per = buffer_alignment / sizeof(T);
-  return (n + per - 1) / per * per;
-}
-
-/// Lays out aligned regions one after the other while compiling (offsets in elements of T).
-template <class T> struct region_cursor {
-  std::size_t at = 0;
-  /// The offset of a new region of n elements.
-  constexpr std::size_t take(std::size_t n) noexcept {
-    const std::size_t where = at;
-    at += aligned_count<T>(n);
-    return where;
-  }
 };
 
 GRAFT_END_NAMESPACE

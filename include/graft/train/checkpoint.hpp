@@ -31,17 +31,6 @@
 
 GRAFT_BEGIN_NAMESPACE
 
-/// Option: write a checkpoint to `path` every `every` steps (atomically, replacing the last one).
-struct checkpoint {
-  std::string path;
-  std::size_t every = 0;
-};
-/// Option: continue the run saved in the checkpoint at `path` (written by the same call with the
-/// same model type, policy, optimizer, batch, step count, data set size and seed).
-struct resume {
-  std::string path;
-};
-
 namespace detail {
 inline constexpr char checkpoint_magic[8] = {'G', 'R', 'A', 'F', 'T', 'C', 'K', 'P'};
 inline constexpr std::uint32_t checkpoint_version = 1;
@@ -79,8 +68,13 @@ template <class T> void put_scalars(std::vector<unsigned char>& out, const std::
 }
 
 /// Writes the checkpoint of trainer t's model and state at the run position pos.
-template <class Tr> void write_checkpoint(const std::string& path, Tr& t, const run_position& pos,
-                                          const std::vector<std::vector<typename Tr::T>>& anchor) {
+/// What a run without L2-SP saves as anchors: nothing.
+struct no_anchors {
+  template <class F> void for_each_anchor(F&&) {}
+};
+
+template <class Tr, class Anchors>
+void write_checkpoint(const std::string& path, Tr& t, const run_position& pos, Anchors& anchors) {
   using T = typename Tr::T;
   auto& net = t.model();
   std::vector<unsigned char> out;
@@ -110,7 +104,8 @@ template <class Tr> void write_checkpoint(const std::string& path, Tr& t, const 
   t.for_each_optimizer_state([&](const T* p, std::size_t n) { flat.insert(flat.end(), p, p + n); });
   put_scalars(out, flat);
   flat.clear();
-  for (const auto& a : anchor) flat.insert(flat.end(), a.begin(), a.end());
+  anchors.for_each_anchor(
+      [&](const std::vector<T>& a) { flat.insert(flat.end(), a.begin(), a.end()); });
   put_scalars(out, flat);
   put_le<std::uint64_t>(out, fnv1a(out.data(), out.size()));
   write_atomically(path, out);
@@ -221,8 +216,8 @@ checkpoint_data<Tr> read_checkpoint(const std::string& path, const run_position&
 }
 
 /// Applies a validated checkpoint to the trainer's model and state (cannot fail).
-template <class Tr> void apply_checkpoint(Tr& t, const checkpoint_data<Tr>& c,
-                                          std::vector<std::vector<typename Tr::T>>& anchor) {
+template <class Tr, class Anchors>
+void apply_checkpoint(Tr& t, const checkpoint_data<Tr>& c, Anchors& anchors) {
   using T = typename Tr::T;
   std::size_t k = 0;
   t.model().for_each_saved([&](std::size_t, T* p, std::size_t n) {
@@ -237,10 +232,10 @@ template <class Tr> void apply_checkpoint(Tr& t, const checkpoint_data<Tr>& c,
   k = 0;
   for_each_rng_word(t.model(), [&](std::uint64_t& w) { w = c.rng[k++]; });
   k = 0;
-  for (auto& a : anchor) {
+  anchors.for_each_anchor([&](std::vector<T>& a) {
     std::copy_n(c.anchor.data() + k, a.size(), a.begin());
     k += a.size();
-  }
+  });
   t.restore_counters(c.pos.step, c.layer_steps);
 }
 }  // namespace detail

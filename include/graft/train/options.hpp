@@ -2,9 +2,12 @@
 //   pretrain(net, data, sgd{...}, epochs{5}, batch<64>, seed{1}, on_step(f), quiet);
 #pragma once
 #include <cstddef>
+#include <string>
 #include <type_traits>
 #include <utility>
 
+#include "graft/diagnostics.hpp"
+#include "graft/optim/schedules.hpp"
 #include "graft/random/random.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -131,11 +134,121 @@ struct divergence_guard {
   std::size_t warmup = 0;
 };
 
+/// Checkpoints (see train/checkpoint.hpp): write one to `path` every `every` steps (atomically,
+/// replacing the last one) and at the end of the run.
+struct checkpoint {
+  std::string path;
+  std::size_t every = 0;
+};
+/// Continue the run saved in the checkpoint at `path` (written by the same call with the same
+/// model type, policy, optimizer, batch, step count, data set size and seed).
+struct resume {
+  std::string path;
+};
+
 /// Feature caching of a frozen prefix (on by default when the policy freezes the bottom layers):
 /// the prefix runs once per sample and training reads the cached features. Turn it off with
 /// feature_cache{false}, e.g. when samples are augmented on the fly.
 struct feature_cache {
   bool enabled = true;
 };
+
+/// lp_ft's two phases, named: lp_ft(net, data, probe, full, probe_steps{150}, full_steps{150}).
+struct probe_steps {
+  std::size_t value = 0;
+};
+struct full_steps {
+  std::size_t value = 0;
+};
+
+namespace detail {
+// ---- strict options: every argument is a known option, and each kind is given at most once ----
+enum class option_kind {
+  unknown,
+  length,  // epochs or steps
+  batch,
+  seed,
+  progress,
+  callback,  // on_step / on_epoch: several are allowed, all are called
+  schedule,
+  discriminative_lr,
+  gradual_unfreezing,
+  l2_sp,
+  feature_cache,
+  checkpoint,
+  resume,
+  divergence_guard,
+};
+template <class O> constexpr option_kind kind_of() {
+  using D = std::decay_t<O>;
+  if constexpr (std::is_same_v<D, epochs> || std::is_same_v<D, steps>)
+    return option_kind::length;
+  else if constexpr (is_batch<D>::value)
+    return option_kind::batch;
+  else if constexpr (std::is_same_v<D, seed>)
+    return option_kind::seed;
+  else if constexpr (std::is_same_v<D, progress>)
+    return option_kind::progress;
+  else if constexpr (is_on_step<D>::value || is_on_epoch<D>::value)
+    return option_kind::callback;
+  else if constexpr (Schedule<D>)
+    return option_kind::schedule;
+  else if constexpr (std::is_same_v<D, discriminative_lr>)
+    return option_kind::discriminative_lr;
+  else if constexpr (std::is_same_v<D, gradual_unfreezing>)
+    return option_kind::gradual_unfreezing;
+  else if constexpr (std::is_same_v<D, l2_sp>)
+    return option_kind::l2_sp;
+  else if constexpr (std::is_same_v<D, feature_cache>)
+    return option_kind::feature_cache;
+  else if constexpr (std::is_same_v<D, checkpoint>)
+    return option_kind::checkpoint;
+  else if constexpr (std::is_same_v<D, resume>)
+    return option_kind::resume;
+  else if constexpr (std::is_same_v<D, divergence_guard>)
+    return option_kind::divergence_guard;
+  else
+    return option_kind::unknown;
+}
+
+/// Fails to compile, naming the option, when an argument is not an option allowed here (Allowed:
+/// a predicate on option_kind).
+template <class Allowed, class O> constexpr void require_option() {
+  if constexpr (kind_of<O>() == option_kind::unknown || !Allowed{}(kind_of<O>()))
+    (void)sizeof(error::unknown_option<std::decay_t<O>>);
+}
+/// The first option of a kind given twice, or void.
+template <class... O> struct first_duplicate { using type = void; };
+template <class A, class... O> struct first_duplicate<A, O...> {
+  static constexpr bool repeated =
+      kind_of<A>() != option_kind::callback && ((kind_of<A>() == kind_of<O>()) || ...);
+  using type = std::conditional_t<repeated, std::decay_t<A>, typename first_duplicate<O...>::type>;
+};
+template <class Allowed, class... O>
+constexpr bool options_ok = ((kind_of<O>() != option_kind::unknown && Allowed{}(kind_of<O>())) &&
+                             ...) &&
+                            std::is_void_v<typename first_duplicate<O...>::type>;
+
+/// Every argument a known option allowed here, each kind (but callbacks) at most once.
+template <class Allowed, class... O> constexpr void require_options() {
+  (require_option<Allowed, O>(), ...);
+  using D = typename first_duplicate<O...>::type;
+  if constexpr (!std::is_void_v<D>) (void)sizeof(error::duplicate_option<D>);
+}
+
+struct any_training_option {
+  constexpr bool operator()(option_kind) const { return true; }
+};
+/// lp_ft runs two finetune calls: its lengths are probe_steps / full_steps, and one checkpoint file
+/// cannot serve both.
+struct lp_ft_option {
+  constexpr bool operator()(option_kind k) const {
+    return k != option_kind::length && k != option_kind::checkpoint && k != option_kind::resume;
+  }
+};
+struct evaluate_option {
+  constexpr bool operator()(option_kind k) const { return k == option_kind::batch; }
+};
+}  // namespace detail
 
 GRAFT_END_NAMESPACE

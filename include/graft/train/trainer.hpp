@@ -19,6 +19,8 @@
 #include "graft/freeze/policy.hpp"
 #include "graft/kernels/parallel.hpp"
 #include "graft/model/model.hpp"
+#include "graft/model/plan.hpp"
+#include "graft/model/runner.hpp"
 #include "graft/optim/optimizers.hpp"
 #include "graft/train/arena.hpp"
 
@@ -31,63 +33,11 @@ class training_error : public std::runtime_error {
 };
 
 namespace detail {
-template <class M> struct model_plan {
-  static constexpr std::size_t L = M::layer_count;
-
-  static constexpr std::array<std::size_t, L + 1> sizes = [] {
-    std::array<std::size_t, L + 1> s{};
-    s[0] = M::input_shape::size;
-    meta::static_for<L>([&](auto i) { s[i + 1] = M::template layer_type<i>::output_shape::size; });
-    return s;
-  }();
-  static constexpr std::size_t widest = *std::max_element(sizes.begin(), sizes.end());
-
-  /// fused[i]: layer i applies layer i+1 (an element-wise activation) in its output pass
-  /// (detail::fuses_v); pairs are taken left to right.
-  static constexpr std::array<bool, L> fused = [] {
-    std::array<bool, L> f{};
-    meta::static_for<L>([&](auto i) {
-      if constexpr (i + 1 < L) {
-        constexpr bool can =
-            fuses_v<typename M::template layer_type<i>, typename M::template layer_type<i + 1>>;
-        f[i] = can && !(i > 0 && f[i - 1]);
-      }
-    });
-    return f;
-  }();
-  /// Layers whose forward runs: all but the activations fused into the layer before them.
-  static constexpr bool runs_forward(std::size_t i) noexcept { return i == 0 || !fused[i - 1]; }
-  /// Output index of the forward that starts at layer i (i + 2 for a fused pair).
-  static constexpr std::size_t output_of(std::size_t i) noexcept {
-    return fused[i] ? i + 2 : i + 1;
-  }
-
-  /// Two ping-pong buffers for a whole forward pass (a runner, a trainer's frozen prefix): side[k]
-  /// (0 or 1) holds activation k for k in [1, end); each forward writes the side its input is not
-  /// on. The input of a fused activation, never written by a whole pass, gets the side of the
-  /// pair's output, so that a pass stopped between the two (trainer::forward's stop) still writes
-  /// the layer's output away from its input, and a pass started there runs the activation in
-  /// place (element-wise, which is safe). Activation 0 is on side 0 when input_side is 0, on
-  /// neither when it is -1 (a trainer's input has its own region).
-  static constexpr std::array<int, L + 1> sides(std::size_t end, int input_side) noexcept {
-    std::array<int, L + 1> side{};
-    side.fill(-1);
-    side[0] = input_side;
-    int cur = input_side;
-    for (std::size_t i = 0; i < L; i = output_of(i)) {
-      const int next = cur == 0 ? 1 : 0;
-      if (output_of(i) < end) side[output_of(i)] = next;
-      if (fused[i] && i + 1 < end) side[i + 1] = next;
-      cur = next;
-    }
-    return side;
-  }
-
-  static constexpr std::array<std::size_t, L> param_tensors = [] {
-    std::array<std::size_t, L> p{};
-    meta::static_for<L>([&](auto i) { p[i] = M::template layer_type<i>::params.size(); });
-    return p;
-  }();
+/// forward_plan<M> (model/plan.hpp) plus what a freezing policy decides: which tensors train,
+/// which layers use batch statistics, the lowest trainable layer.
+template <class M> struct model_plan : forward_plan<M> {
+  using forward_plan<M>::L;
+  using forward_plan<M>::param_tensors;
 
   /// What a policy is told about each layer (meaningful for layers with parameters).
   static constexpr std::array<freeze::layer_info, L> infos = [] {
@@ -279,7 +229,6 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   /// The base learning rate used by the next update (schedules set it; starts at opt.lr).
   void set_learning_rate(double lr) noexcept { lr_ = lr; }
   double learning_rate() const noexcept { return lr_ < 0 ? static_cast<double>(opt_.lr) : lr_; }
-  std::size_t steps_taken() const noexcept { return step_; }
 
   /// Runtime boundary within what Policy allows (gradual unfreezing): layers below `layer` get no
   /// backward call and no update. 0 (the default) leaves Policy's boundary as it is.
@@ -314,7 +263,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
         T* ws = at(layout.ws[i]);
         if constexpr (i >= lowest_trainable) {
           if (i >= lo) {
-            detail::forward_training<batch_stats[i]>(layer, x, y, rows, ws);
+            detail::forward_training<train_mode{batch_stats[i]}>(layer, x, y, rows, ws);
             return;
           }
         }
@@ -404,34 +353,35 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
             T* g = at(layout.grad[i][j]);
             unsigned nonfinite = 0;
             // element-wise: large tensors are split between threads (when graft has them)
-            parallel::for_range(Layer::params[j].size, 1U << 15, [&](std::size_t b, std::size_t e) {
-              T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
-              if (!guard) {
-                for (std::size_t s = 0; s < Opt::state_count; ++s)
-                  state[s] = at(layout.state[s][i][j]) + b;
-                opt_.update(w + b, g + b, state, e - b, c);
-                return;
-              }
-              constexpr std::size_t block = 512;  // 2-4 KiB on the stack, in L1
-              T old[block];
-              unsigned local = 0;
-              for (std::size_t s0 = b; s0 < e; s0 += block) {
-                const std::size_t m = std::min(block, e - s0);
-                std::copy_n(w + s0, m, old);
-                for (std::size_t s = 0; s < Opt::state_count; ++s)
-                  state[s] = at(layout.state[s][i][j]) + s0;
-                opt_.update(w + s0, g + s0, state, m, c);
-                std::copy_n(old, m, g + s0);
-                for (std::size_t k = 0; k < m; ++k)
-                  local |= !(std::abs(w[s0 + k]) <= std::numeric_limits<T>::max()) ? 1U : 0U;
-              }
-              if (local != 0) {
+            parallel::for_range(
+                Layer::params[j].size, parallel::min_elements, [&](std::size_t b, std::size_t e) {
+                  T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
+                  if (!guard) {
+                    for (std::size_t s = 0; s < Opt::state_count; ++s)
+                      state[s] = at(layout.state[s][i][j]) + b;
+                    opt_.update(w + b, g + b, state, e - b, c);
+                    return;
+                  }
+                  constexpr std::size_t block = 512;  // 2-4 KiB on the stack, in L1
+                  T old[block];
+                  unsigned local = 0;
+                  for (std::size_t s0 = b; s0 < e; s0 += block) {
+                    const std::size_t m = std::min(block, e - s0);
+                    std::copy_n(w + s0, m, old);
+                    for (std::size_t s = 0; s < Opt::state_count; ++s)
+                      state[s] = at(layout.state[s][i][j]) + s0;
+                    opt_.update(w + s0, g + s0, state, m, c);
+                    std::copy_n(old, m, g + s0);
+                    for (std::size_t k = 0; k < m; ++k)
+                      local |= !(std::abs(w[s0 + k]) <= std::numeric_limits<T>::max()) ? 1U : 0U;
+                  }
+                  if (local != 0) {
 #if defined(GRAFT_USE_OPENMP)
 #pragma omp atomic
 #endif
-                nonfinite |= local;
-              }
-            });
+                    nonfinite |= local;
+                  }
+                });
             if (nonfinite != 0 && !bad) {
               bad = true;
               bad_layer = i;
@@ -466,9 +416,10 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   }
 
   /// Calls f(layer, param_index, role, T* param, T* grad, size) for every parameter that
-  /// trains now (at or above trainable_from()): for penalties such as L2-SP.
-  template <class F> void for_each_trainable(F&& f) {
-    const std::size_t lo = trainable_from();
+  /// trains now (at or above trainable_from()): for penalties such as L2-SP. With all_of_policy,
+  /// every tensor the policy lets train, wherever the runtime boundary is.
+  template <class F> void for_each_trainable(F&& f, bool all_of_policy = false) {
+    const std::size_t lo = all_of_policy ? 0 : trainable_from();
     meta::static_for<L>([&](auto i) {
       auto& layer = net_->template layer<i>();
       using Layer = std::remove_cvref_t<decltype(layer)>;
@@ -482,9 +433,13 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   }
 
   /// One training step on the first `rows` rows of input() (or, with start > 0, of
-  /// activation(start)); returns the mean loss.
-  double step(const target_type* targets, std::size_t rows, std::size_t start = 0) {
+  /// activation(start)); returns the mean loss. after_gradients(loss), when given, runs between
+  /// the gradients and their check (penalties that add to the gradients, the divergence guard).
+  template <class AfterGradients = void (*)(double)> double step(
+      const target_type* targets, std::size_t rows, std::size_t start = 0,
+      AfterGradients&& after_gradients = [](double) {}) {
     const double l = compute_gradients(targets, rows, start);
+    after_gradients(l);
     if (check_finite_) check_gradients();
     apply_update();
     return l;
@@ -564,13 +519,13 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
           T* ws = at(layout.ws[i]);
           if constexpr (computes_input_grad(i)) {
             if (i > lo) {
-              detail::backward_of<true, grad_masks[i], batch_stats[i]>(layer, x, y, dy, dx, grads,
-                                                                       rows, ws);
+              detail::backward_of<true, grad_masks[i], train_mode{batch_stats[i]}>(
+                  layer, x, y, dy, dx, grads, rows, ws);
               return;
             }
           }
-          detail::backward_of<false, grad_masks[i], batch_stats[i]>(layer, x, y, dy, dx, grads,
-                                                                    rows, ws);
+          detail::backward_of<false, grad_masks[i], train_mode{batch_stats[i]}>(layer, x, y, dy, dx,
+                                                                                grads, rows, ws);
         }
       });
     }
@@ -604,54 +559,6 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   std::array<std::size_t, L> layer_steps_{};
   bool check_finite_ = true;
   std::array<T, M::buffer_scalars == 0 ? 1 : M::buffer_scalars> saved_buffers_{};
-};
-
-/// Batched inference buffers for a model: two ping-pong buffers of the widest activation, held
-/// inline (no heap): a runner in static storage or on the stack makes an inference binary whose
-/// memory is known while compiling. Large batches belong on the heap (make_unique).
-template <class M, std::size_t Batch = 1> class runner {
- public:
-  using T = typename M::scalar;
-  using plan = detail::model_plan<M>;
-  static constexpr std::size_t L = M::layer_count;
-  static constexpr std::size_t batch = Batch;
-  static constexpr std::size_t buffer_elements = aligned_count<T>(Batch * plan::widest);
-  /// The largest workspace a layer needs (residual blocks keep their inner activations there).
-  static constexpr std::size_t workspace_elements = [] {
-    std::size_t w = 0;
-    meta::static_for<L>([&](auto i) {
-      w = std::max(w, detail::inference_workspace_of<typename M::template layer_type<i>>(Batch));
-    });
-    return aligned_count<T>(w);
-  }();
-  /// Inference footprint besides the parameters.
-  static constexpr std::size_t activation_bytes =
-      (2 * buffer_elements + workspace_elements) * sizeof(T);
-
-  T* input() noexcept { return buffers_; }
-  /// Runs the first `rows` rows of input() through net; returns the output rows. Activations
-  /// that the layer before applies in its output pass (plan::fused) take no pass of their own.
-  const T* forward(const M& net, std::size_t rows) noexcept {
-    meta::static_for<L>([&](auto i) {
-      if constexpr (plan::runs_forward(i)) {
-        T* from = buffer(side[i]);
-        T* to = buffer(side[plan::output_of(i)]);
-        if constexpr (plan::fused[i])
-          detail::forward_fused<typename M::template layer_type<i + 1>>(net.template layer<i>(),
-                                                                        from, to, rows);
-        else
-          detail::forward_eval(net.template layer<i>(), from, to, rows,
-                               buffers_ + 2 * buffer_elements);
-      }
-    });
-    return buffer(side[L]);
-  }
-
- private:
-  static constexpr auto side = plan::sides(L + 1, 0);
-  T* buffer(int s) noexcept { return buffers_ + static_cast<std::size_t>(s) * buffer_elements; }
-
-  alignas(buffer_alignment) T buffers_[2 * buffer_elements + workspace_elements]{};
 };
 
 GRAFT_END_NAMESPACE

@@ -1,0 +1,80 @@
+// From a data set to a trainer's or runner's rows: the check that a data set fits a model (sample
+// shape, label range, target size) and the gathering of rows by index.
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "graft/data/dataset.hpp"
+#include "graft/model/model.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+namespace detail {
+inline std::string shape_string(const std::vector<std::size_t>& dims) {
+  return dims_string(dims.data(), dims.size());
+}
+inline std::vector<std::size_t> squeeze_leading_ones(std::vector<std::size_t> d) {
+  while (d.size() > 1 && d.front() == 1) d.erase(d.begin());
+  return d;
+}
+
+/// Refuses a dataset that does not fit the model: sample shape, label range, target size.
+template <class M> void check_dataset(const data::dataset& ds) {
+  using In = typename M::input_shape;
+  const std::vector<std::size_t> model_dims(In::dims.begin(), In::dims.end());
+  if (squeeze_leading_ones(ds.sample_shape) != squeeze_leading_ones(model_dims))
+    throw std::invalid_argument(
+        "graft: dataset '" + ds.name + "' has samples of shape " + shape_string(ds.sample_shape) +
+        " (" + std::to_string(ds.sample_size()) + " values), but the model's input is " +
+        In::str() + " (" + std::to_string(In::size) + " values)");
+  using H = typename M::head_type;
+  if constexpr (H::is_classifier) {
+    if (ds.labels.size() != ds.size())
+      throw std::invalid_argument("graft: dataset '" + ds.name + "' has " +
+                                  std::to_string(ds.labels.size()) + " labels for " +
+                                  std::to_string(ds.size()) + " samples");
+    for (std::size_t i = 0; i < ds.labels.size(); ++i)
+      if (ds.labels[i] < 0 || static_cast<std::size_t>(ds.labels[i]) >= H::classes)
+        throw std::invalid_argument(
+            "graft: dataset '" + ds.name + "': sample " + std::to_string(i) + " has label " +
+            std::to_string(ds.labels[i]) + ", but " + H::name() + " expects labels 0.." +
+            std::to_string(H::classes - 1) + " (use only_classes(...).relabeled() to map classes)");
+  } else {
+    if (ds.target_size != M::loss::target_size || ds.targets.size() != ds.size() * ds.target_size)
+      throw std::invalid_argument("graft: dataset '" + ds.name + "' has " +
+                                  std::to_string(ds.target_size) + " targets per sample, but " +
+                                  H::name() + " expects " + std::to_string(M::loss::target_size));
+  }
+}
+
+/// Copies the targets of rows idx[0..rows) into tgt.
+template <class M, class Target> void gather_targets(const data::dataset& ds,
+                                                     const std::size_t* idx, std::size_t rows,
+                                                     Target* tgt) {
+  for (std::size_t r = 0; r < rows; ++r) {
+    if constexpr (M::head_type::is_classifier) {
+      tgt[r] = ds.labels[idx[r]];
+    } else {
+      constexpr std::size_t k = M::loss::target_size;
+      const float* t = ds.target(idx[r]);
+      std::copy(t, t + k, tgt + r * k);
+    }
+  }
+}
+
+/// Copies rows idx[0..rows) of the dataset into the input buffer and their targets into tgt.
+template <class M, class T, class Target> void gather(const data::dataset& ds,
+                                                      const std::size_t* idx, std::size_t rows,
+                                                      T* input, Target* tgt) {
+  constexpr std::size_t n = M::input_shape::size;
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* s = ds.sample(idx[r]);
+    std::copy(s, s + n, input + r * n);
+  }
+  gather_targets<M>(ds, idx, rows, tgt);
+}
+
+}  // namespace detail
+GRAFT_END_NAMESPACE
