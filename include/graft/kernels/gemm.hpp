@@ -34,16 +34,20 @@ struct identity {
 
 namespace detail {
 
-/// The sum of a batch's lanes, in an order graft fixes: halves added pairwise (lanes i and i+V/2,
-/// then again on the half), whatever the instruction set. It replaces xsimd::hadd, whose AVX-512
-/// double form reads _mm256_undefined_pd (g++ 12 warns "may be used uninitialized" under -Werror)
-/// and whose order is each architecture's own.
+/// The sum of a batch's lanes, in an order graft fixes: halves added pairwise (lane i and lane
+/// i + w for w = V/2, V/4, ...), except that the last four lanes of an eight-lane float batch are
+/// added as (0+1)+(2+3). That is the order of xsimd::hadd on AVX/AVX2, so results there are those
+/// of earlier releases bitwise. It replaces xsimd::hadd, whose AVX-512 double form reads
+/// _mm256_undefined_pd (g++ 12: "may be used uninitialized" under -Werror) and whose order is each
+/// architecture's own. (Sums that do not depend on the lane count are issue 12's business.)
 template <class T, class Arch> inline T lane_sum(const xsimd::batch<T, Arch>& v) noexcept {
   constexpr std::size_t V = xsimd::batch<T, Arch>::size;
   alignas(xsimd::batch<T, Arch>::arch_type::alignment()) T lanes[V];
   v.store_aligned(lanes);
-  for (std::size_t w = V / 2; w > 0; w /= 2)
+  constexpr bool avx_float = V == 8 && sizeof(T) == 4;
+  for (std::size_t w = V / 2; w > (avx_float ? 2 : 0); w /= 2)
     for (std::size_t i = 0; i < w; ++i) lanes[i] += lanes[i + w];
+  if constexpr (avx_float) return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
   return lanes[0];
 }
 
