@@ -23,6 +23,7 @@
 #endif
 
 #include "graft/data/data.hpp"
+#include "support/temp_dir.hpp"
 
 #ifdef GRAFT_HAVE_ZLIB
 // The largest single request to the global operator new since the last reset: the gzip bomb tests
@@ -56,23 +57,7 @@ namespace gd = graft::data;
 using bytes = std::vector<unsigned char>;
 
 /// A fresh directory under the system temporary directory, removed with its files at scope end.
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    static unsigned counter = 0;
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() /
-           ("graft_test_idx_" + std::to_string(stamp) + "_" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+using graft_test::temp_dir;
 
 void put_be(bytes& out, std::uint64_t v, int n) {
   for (int i = n - 1; i >= 0; --i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
@@ -541,34 +526,30 @@ TEST_CASE("idx: a gzip bomb stops at the size its header declares, without alloc
   constexpr std::size_t zeros = std::size_t{200} << 20;  // 200 MiB inflated, ~200 KB compressed
   constexpr std::size_t allocation_bound = std::size_t{8} << 20;
 
-  SUBCASE("1x1 ubyte declared, 200 MiB follow") {
-    const std::string path = dir.file("bomb.gz");
-    write_raw(path, gzip_then_zeros(idx_file(0x08, {1, 1}, {}), zeros));
+  // Each bomb: the IDX header declares rows x 1000... ubytes, then 200 MiB of zeros follow. The
+  // read stops at the declared size (the offset), names it, and never allocates 8 MiB at once.
+  auto bomb = [&](const std::string& name, std::vector<std::uint32_t> dims, std::uint64_t payload,
+                  const std::string& declared) {
+    const std::string path = dir.file(name);
+    write_raw(path, gzip_then_zeros(idx_file(0x08, dims, {}), zeros));
     largest_allocation = 0;
     std::uint64_t offset = 0;
     const std::string msg = read_error(path, &offset);
     const std::size_t largest = largest_allocation.load();
     CAPTURE(msg);
     CAPTURE(largest);
-    CHECK(offset == 12 + 1);
-    CHECK(contains(msg, "graft: " + path + ": byte 13 of the decompressed stream: expected "));
-    CHECK(contains(msg, "1 payload byte (1x1 ubyte) declared by the header"));
+    CHECK(offset == 12 + payload);
+    CHECK(contains(msg, declared + " declared by the header"));
     CHECK(contains(msg, "more data follows"));
     CHECK(largest < allocation_bound);
+    return msg;
+  };
+  SUBCASE("1x1 ubyte declared, 200 MiB follow") {
+    const std::string msg = bomb("bomb.gz", {1, 1}, 1, "1 payload byte (1x1 ubyte)");
+    CHECK(contains(msg, "bomb.gz: byte 13 of the decompressed stream: expected "));
   }
   SUBCASE("1000x1000 ubyte declared, 200 MiB follow") {
-    const std::string path = dir.file("bomb2.gz");
-    write_raw(path, gzip_then_zeros(idx_file(0x08, {1000, 1000}, {}), zeros));
-    largest_allocation = 0;
-    std::uint64_t offset = 0;
-    const std::string msg = read_error(path, &offset);
-    const std::size_t largest = largest_allocation.load();
-    CAPTURE(msg);
-    CAPTURE(largest);
-    CHECK(offset == 12 + 1000000);
-    CHECK(contains(msg, "1000000 payload bytes (1000x1000 ubyte) declared by the header"));
-    CHECK(contains(msg, "more data follows"));
-    CHECK(largest < allocation_bound);
+    bomb("bomb2.gz", {1000, 1000}, 1000000, "1000000 payload bytes (1000x1000 ubyte)");
   }
 }
 

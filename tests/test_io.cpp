@@ -10,6 +10,7 @@
 #include <graft/graft.hpp>
 
 #include "support/compare.hpp"
+#include "support/temp_dir.hpp"
 
 namespace g = graft;
 namespace fs = std::filesystem;
@@ -19,15 +20,7 @@ using mlp =
     g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
 using mlp_net = g::model<mlp, g::classifier<10>>;
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    path = fs::temp_directory_path() / ("graft_io_" + std::to_string(::getpid()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
+using graft_test::temp_dir;
 
 std::vector<char> slurp(const std::string& p) {
   std::ifstream f(p, std::ios::binary);

@@ -18,6 +18,7 @@
 
 #include "support/blobs.hpp"
 #include "support/compare.hpp"
+#include "support/temp_dir.hpp"
 
 #if defined(__unix__)
 #include <sys/wait.h>
@@ -39,15 +40,7 @@ g::data::dataset blobs(std::size_t n, std::uint64_t seed = 7) {
   return graft_test::blobs(n, {2, 3}, seed);
 }
 
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    path = fs::temp_directory_path() / ("graft_rel_" + std::to_string(::getpid()));
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
+using graft_test::temp_dir;
 
 template <class M> std::size_t nonfinite_parameters(const M& net) {
   std::size_t bad = 0;
