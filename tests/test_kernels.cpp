@@ -556,3 +556,24 @@ TEST_CASE_TEMPLATE("pooling kernels match the reference bitwise (ties, NaN, -0)"
   pool_case<T, 4, 4, 4, 4>();
   pool_case<T, 1, 1, 1, 1>();
 }
+
+TEST_CASE_TEMPLATE("all_finite finds a NaN or an infinity anywhere, at every length", T, float,
+                   double) {
+  std::vector<T> v(203, T(0.5));
+  for (std::size_t n : {0, 1, 3, 7, 8, 15, 16, 17, 63, 64, 65, 130, 203}) {
+    CAPTURE(n);
+    CHECK(graft::kernels::all_finite(v.data(), n));
+    for (std::size_t at = 0; at < n; at += (n > 40 ? 13 : 1))
+      for (const T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
+                          -std::numeric_limits<T>::infinity()}) {
+        CAPTURE(at);
+        v[at] = bad;
+        CHECK_FALSE(graft::kernels::all_finite(v.data(), n));
+        CHECK(graft::kernels::all_finite(v.data() + at + 1, n - at - 1));  // the rest is finite
+        v[at] = T(0.5);
+      }
+  }
+  v[5] = std::numeric_limits<T>::max();  // large but finite: max - max is 0
+  v[6] = std::numeric_limits<T>::denorm_min();
+  CHECK(graft::kernels::all_finite(v.data(), v.size()));
+}

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "graft/freeze/policy.hpp"
+#include "graft/kernels/elementwise.hpp"
 #include "graft/kernels/parallel.hpp"
 #include "graft/model/model.hpp"
 #include "graft/model/plan.hpp"
@@ -310,12 +311,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     for (std::size_t i = 0; i < L; ++i)
       for (std::size_t j = 0; j < plan::param_tensors[i]; ++j) {
         if (!trains(i, j)) continue;
-        const T* g = at(layout.grad[i][j]);
-        const std::size_t n = param_size(i, j);
-        unsigned bad = 0;
-        for (std::size_t k = 0; k < n; ++k)
-          bad |= !(std::abs(g[k]) <= std::numeric_limits<T>::max()) ? 1U : 0U;
-        if (bad != 0) {
+        if (!kernels::all_finite(at(layout.grad[i][j]), param_size(i, j))) {
           if (check_finite_) restore_buffers();
           throw training_error("graft: training stopped at step " + std::to_string(step_ + 1) +
                                ": a gradient of layer " + std::to_string(i) + " (" + layer_name(i) +
@@ -353,35 +349,34 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
             T* g = at(layout.grad[i][j]);
             unsigned nonfinite = 0;
             // element-wise: large tensors are split between threads (when graft has them)
-            parallel::for_range(
-                Layer::params[j].size, parallel::min_elements, [&](std::size_t b, std::size_t e) {
-                  T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
-                  if (!guard) {
-                    for (std::size_t s = 0; s < Opt::state_count; ++s)
-                      state[s] = at(layout.state[s][i][j]) + b;
-                    opt_.update(w + b, g + b, state, e - b, c);
-                    return;
-                  }
-                  constexpr std::size_t block = 512;  // 2-4 KiB on the stack, in L1
-                  T old[block];
-                  unsigned local = 0;
-                  for (std::size_t s0 = b; s0 < e; s0 += block) {
-                    const std::size_t m = std::min(block, e - s0);
-                    std::copy_n(w + s0, m, old);
-                    for (std::size_t s = 0; s < Opt::state_count; ++s)
-                      state[s] = at(layout.state[s][i][j]) + s0;
-                    opt_.update(w + s0, g + s0, state, m, c);
-                    std::copy_n(old, m, g + s0);
-                    for (std::size_t k = 0; k < m; ++k)
-                      local |= !(std::abs(w[s0 + k]) <= std::numeric_limits<T>::max()) ? 1U : 0U;
-                  }
-                  if (local != 0) {
+            parallel::for_range(Layer::params[j].size, parallel::min_elements,
+                                [&](std::size_t b, std::size_t e) {
+                                  T* state[Opt::state_count == 0 ? 1 : Opt::state_count]{};
+                                  if (!guard) {
+                                    for (std::size_t s = 0; s < Opt::state_count; ++s)
+                                      state[s] = at(layout.state[s][i][j]) + b;
+                                    opt_.update(w + b, g + b, state, e - b, c);
+                                    return;
+                                  }
+                                  constexpr std::size_t block = 512;  // 2-4 KiB on the stack, in L1
+                                  T old[block];
+                                  unsigned local = 0;
+                                  for (std::size_t s0 = b; s0 < e; s0 += block) {
+                                    const std::size_t m = std::min(block, e - s0);
+                                    std::copy_n(w + s0, m, old);
+                                    for (std::size_t s = 0; s < Opt::state_count; ++s)
+                                      state[s] = at(layout.state[s][i][j]) + s0;
+                                    opt_.update(w + s0, g + s0, state, m, c);
+                                    std::copy_n(old, m, g + s0);
+                                    if (!kernels::all_finite(w + s0, m)) local = 1;
+                                  }
+                                  if (local != 0) {
 #if defined(GRAFT_USE_OPENMP)
 #pragma omp atomic
 #endif
-                    nonfinite |= local;
-                  }
-                });
+                                    nonfinite |= local;
+                                  }
+                                });
             if (nonfinite != 0 && !bad) {
               bad = true;
               bad_layer = i;
