@@ -12,6 +12,14 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${WORK_DIR}/graft-build RESUL
 if(rc)
   message(FATAL_ERROR "installing graft failed")
 endif()
+# The installed package imposes no instruction set (issue 12): no -march in any installed file.
+file(GLOB_RECURSE installed_cmake ${WORK_DIR}/prefix/*.cmake)
+foreach(f IN LISTS installed_cmake)
+  file(READ ${f} text)
+  if(text MATCHES "-march")
+    message(FATAL_ERROR "the installed ${f} imposes an instruction set (-march)")
+  endif()
+endforeach()
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/cmake_consumer -B ${WORK_DIR}/consumer
                   -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release
                 RESULT_VARIABLE rc)
