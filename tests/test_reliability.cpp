@@ -284,8 +284,12 @@ TEST_CASE("a process killed while writing a checkpoint leaves the previous one l
     return g::pretrain(net, d, g::adam{.lr = 1e-4f}, g::steps{100000}, g::batch<16>, g::quiet,
                        g::checkpoint{ck, 1}, o...);
   };
-  std::size_t loaded = 0;
-  for (int delay_ms : {40, 90, 150, 230, 310}) {
+  // The child writes a checkpoint after every step (each a few ms of writing and fsync); the
+  // parent waits for the first one to be in place, then kills the child a varying time later, so
+  // that the kill lands in a later step or in the middle of a later write (sanitizer builds run
+  // slower: waiting for the first checkpoint instead of a fixed delay keeps every round useful).
+  std::size_t loaded = 0, rounds = 0;
+  for (int delay_us : {0, 1500, 4000, 9000, 17000}) {
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) {
@@ -296,12 +300,14 @@ TEST_CASE("a process killed while writing a checkpoint leaves the previous one l
       }
       ::_exit(0);
     }
-    ::usleep(static_cast<useconds_t>(delay_ms) * 1000U);
+    for (int waited = 0; !fs::exists(ck) && waited < 60000; ++waited) ::usleep(1000);
+    ::usleep(static_cast<useconds_t>(delay_us));
     ::kill(child, SIGKILL);
     int status = 0;
     ::waitpid(child, &status, 0);
     CHECK(WIFSIGNALED(status));
-    if (!fs::exists(ck)) continue;  // killed before its first checkpoint
+    REQUIRE(fs::exists(ck));  // the first checkpoint came within a minute
+    ++rounds;
     // the checkpoint on disk is complete: a resume reads and validates all of it, then trains on
     auto net = g::make_model<big_net>(g::seed{2});
     bool ok = true;
@@ -316,7 +322,8 @@ TEST_CASE("a process killed while writing a checkpoint leaves the previous one l
     loaded += ok ? 1 : 0;
     fs::remove(ck);
   }
-  CHECK(loaded >= 3);
+  CHECK(rounds == 5);
+  CHECK(loaded == rounds);
 }
 #endif
 
