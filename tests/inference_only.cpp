@@ -7,11 +7,10 @@
 #include <graft/inference.hpp>
 
 namespace g = graft;
-using net_t =
-    g::model<g::stack<g::input<1, 12, 12>, g::conv2d<4, 3, g::pad<1>>, g::batch_norm, g::relu,
-                      g::residual<g::conv2d<4, 3, g::pad<1>>, g::relu>, g::max_pool<2>,
-                      g::flatten, g::dense<16>, g::relu>,
-             g::classifier<3>>;
+using net_t = g::model<g::stack<g::input<1, 12, 12>, g::conv2d<4, 3, g::pad<1>>, g::batch_norm,
+                                g::relu, g::residual<g::conv2d<4, 3, g::pad<1>>, g::relu>,
+                                g::max_pool<2>, g::flatten, g::dense<16>, g::relu>,
+                       g::classifier<3>>;
 namespace {
 g::runner<net_t, 1> runner;
 }

@@ -10,7 +10,7 @@
 #include "graft/layers/dropout.hpp"
 #include "graft/layers/pooling.hpp"
 #include "graft/layers/residual.hpp"
+#include "graft/layers/stack.hpp"
 #include "graft/model/heads.hpp"
 #include "graft/model/model.hpp"
 #include "graft/model/runner.hpp"
-#include "graft/layers/stack.hpp"

@@ -7,9 +7,9 @@
 #include "graft/layers/activations.hpp"
 #include "graft/layers/batch_norm.hpp"
 #include "graft/layers/dense.hpp"
+#include "graft/layers/stack.hpp"
 #include "graft/model/heads.hpp"
 #include "graft/model/model.hpp"
-#include "graft/layers/stack.hpp"
 
 namespace graft_fuzz {
 using backbone = graft::stack<graft::input<1, 4, 4>, graft::flatten, graft::dense<8>, graft::relu,

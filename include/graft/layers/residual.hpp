@@ -22,8 +22,8 @@
 #include "graft/layers/batch_norm.hpp"
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/layer.hpp"
-#include "graft/layers/workspace.hpp"
 #include "graft/layers/stack.hpp"
+#include "graft/layers/workspace.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 
