@@ -2,7 +2,7 @@
 """The include graph of include/graft points one way (issue 11).
 
 Folders have ranks; a header may include only headers of its own rank or below:
-  0  config.hpp, diagnostics.hpp, meta/, tensor/, random/
+  0  config.hpp, diagnostics.hpp, meta/, tensor/, random/, numeric/
   1  kernels/
   2  layers/
   3  model/
@@ -20,7 +20,7 @@ import sys
 
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "include")
 graft = root / "graft"
-RANK = {"meta": 0, "tensor": 0, "random": 0, "kernels": 1, "layers": 2, "model": 3, "freeze": 4,
+RANK = {"meta": 0, "tensor": 0, "random": 0, "numeric": 0, "kernels": 1, "layers": 2, "model": 3, "freeze": 4,
         "optim": 4, "data": 4, "io": 5, "train": 6, "testing": 6}
 TOP = {"config.hpp": 0, "diagnostics.hpp": 0, "graft.hpp": 7, "inference.hpp": 7}
 

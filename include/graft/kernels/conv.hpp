@@ -18,6 +18,7 @@
 
 #include "graft/kernels/elementwise.hpp"
 #include "graft/kernels/gemm.hpp"
+#include "graft/kernels/simd.hpp"
 
 #include "graft/config.hpp"
 
@@ -121,8 +122,8 @@ inline void direct_block(const T* xp, const T* w, const T* b, std::size_t f0, st
         const batch b0 = batch::load_unaligned(row + kx), b1 = batch::load_unaligned(row + kx + V);
         for (std::size_t f = 0; f < FR; ++f) {
           const batch a(wf[f * CKK + p]);
-          acc[f][0] = xsimd::fma(a, b0, acc[f][0]);
-          acc[f][1] = xsimd::fma(a, b1, acc[f][1]);
+          acc[f][0] = fmadd(a, b0, acc[f][0]);
+          acc[f][1] = fmadd(a, b1, acc[f][1]);
         }
       }
     }

@@ -12,6 +12,12 @@
 //                                tiles of vector dot products;
 //   column_sum : db = sum over rows of dY;
 //   row_sum    : the sum of each row (conv bias gradient).
+//
+// Every result is the same bit for bit on every instruction set with FMA (SSE2/SSE4.2-only x86
+// and targets without FMA: the same among themselves): a GEMM element is one chain of fmadd over
+// the inner index in ascending order, whatever the blocking, the vector width or the thread split;
+// a dot product accumulates in the 16 float (8 double) lanes of kernels::wide and sums them in
+// graft's fixed order, then adds the elements past the last whole wide vector one by one.
 #pragma once
 #include <cstddef>
 #include <type_traits>
@@ -20,6 +26,8 @@
 #include <xsimd/xsimd.hpp>
 
 #include "graft/kernels/parallel.hpp"
+#include "graft/kernels/simd.hpp"
+#include "graft/numeric/math.hpp"
 
 #include "graft/config.hpp"
 
@@ -33,23 +41,6 @@ struct identity {
 };
 
 namespace detail {
-
-/// The sum of a batch's lanes, in an order graft fixes: halves added pairwise (lane i and lane
-/// i + w for w = V/2, V/4, ...), except that the last four lanes of an eight-lane float batch are
-/// added as (0+1)+(2+3). That is the order of xsimd::hadd on AVX/AVX2, so results there are those
-/// of earlier releases bitwise. It replaces xsimd::hadd, whose AVX-512 double form reads
-/// _mm256_undefined_pd (g++ 12: "may be used uninitialized" under -Werror) and whose order is each
-/// architecture's own. (Sums that do not depend on the lane count are issue 12's business.)
-template <class T, class Arch> inline T lane_sum(const xsimd::batch<T, Arch>& v) noexcept {
-  constexpr std::size_t V = xsimd::batch<T, Arch>::size;
-  alignas(xsimd::batch<T, Arch>::arch_type::alignment()) T lanes[V];
-  v.store_aligned(lanes);
-  constexpr bool avx_float = V == 8 && sizeof(T) == 4;
-  for (std::size_t w = V / 2; w > (avx_float ? 2 : 0); w /= 2)
-    for (std::size_t i = 0; i < w; ++i) lanes[i] += lanes[i + w];
-  if constexpr (avx_float) return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-  return lanes[0];
-}
 
 // R rows of C, one panel of V vectors of columns, starting at column n. B's rows are LDB apart,
 // C's rows LDC apart. With `finish`, Epi is applied to the sums before they are stored (a runtime
@@ -69,7 +60,7 @@ inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t c
     for (std::size_t v = 0; v < V; ++v) b[v] = batch::load_unaligned(B + p * LDB + n + v * W);
     for (std::size_t r = 0; r < R; ++r) {
       const batch a(A[r * rs + p * cs]);
-      for (std::size_t v = 0; v < V; ++v) acc[r][v] = xsimd::fma(a, b[v], acc[r][v]);
+      for (std::size_t v = 0; v < V; ++v) acc[r][v] = fmadd(a, b[v], acc[r][v]);
     }
   }
   if (finish)
@@ -130,7 +121,7 @@ inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs
     for (std::size_t i = 0; i < I; ++i)
       for (std::size_t n = N1; n < N; ++n) {
         T s = accumulate ? C[i * N + n] : T(0);
-        for (std::size_t p = 0; p < P; ++p) s += A[i * rs + p * cs] * B[p * N + n];
+        for (std::size_t p = 0; p < P; ++p) s = math::fmadd(A[i * rs + p * cs], B[p * N + n], s);
         C[i * N + n] = finish ? Epi{}(s) : s;
       }
 }
@@ -178,12 +169,12 @@ inline void gemv_rows(std::size_t P, const T* a, std::size_t cs, const T* B, T* 
         for (std::size_t r = 0; r < RR; ++r) prefetch_nta(b + r * N + v + ahead);
       batch acc = batch::load_unaligned(c + v);
       for (std::size_t r = 0; r < RR; ++r)
-        acc = xsimd::fma(ap[r], batch::load_unaligned(b + r * N + v), acc);
+        acc = fmadd(ap[r], batch::load_unaligned(b + r * N + v), acc);
       acc.store_unaligned(c + v);
     }
     for (std::size_t n = NV; n < N; ++n) {
       T s = c[n];
-      for (std::size_t r = 0; r < RR; ++r) s += a[(p + r) * cs] * b[r * N + n];
+      for (std::size_t r = 0; r < RR; ++r) s = math::fmadd(a[(p + r) * cs], b[r * N + n], s);
       c[n] = s;
     }
   };
@@ -238,70 +229,81 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
     run.template operator()<2>(256);
 }
 
+namespace detail {
+// Columns [k0, k0 + KB) of D = Y * W^T through packed chunks of W^T (NC rows at a time, in wt).
+template <std::size_t KB, std::size_t K, std::size_t N, std::size_t NC, class Arch, class T>
+inline void nt_packed_block(std::size_t M, const T* Y, const T* W, T* D, std::size_t k0, T* wt,
+                            bool accumulate) noexcept {
+  constexpr std::size_t V = xsimd::batch<T, Arch>::size;
+  for (std::size_t n0 = 0; n0 < N; n0 += NC) {
+    const std::size_t nc = N - n0 < NC ? N - n0 : NC;
+    for (std::size_t kk = 0; kk < KB; ++kk)  // wt[n][kk] = W[k0 + kk][n0 + n]
+      for (std::size_t n = 0; n < nc; ++n) wt[n * KB + kk] = W[(k0 + kk) * N + n0 + n];
+    bcast_strip<KB / V, KB, K, identity, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0,
+                                               accumulate || n0 > 0);
+  }
+}
+}  // namespace detail
+
 /// D[m][k] (+)= sum_n Y[m*N + n] * W[k*N + n]  for m < M, k < K  (D = Y * W^T).
 ///
 /// W^T is never materialised whole: for each block of 2 vectors of columns k, the matching rows of
 /// W are transposed into a small buffer on the stack (at most 256 x 16 floats, 16 KiB), which
-/// the forward product's register-blocked micro-kernel then multiplies. Columns past the last full
-/// block (K not a multiple of 2 vectors) take dot products. Threads take ranges of column blocks.
+/// the forward product's register-blocked micro-kernel then multiplies; then one block of 1 vector
+/// if that many columns remain, and the last columns (fewer than a vector) by scalars. Each D
+/// element is one fmadd chain over n ascending, started at D (accumulate) or 0, in every path, so
+/// that which columns take which path (it depends on the vector width) changes no bit. Threads
+/// take ranges of the 2-vector blocks.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
 void gemm_nt_packed(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
   using batch = xsimd::batch<T, Arch>;
   constexpr std::size_t V = batch::size;
-  constexpr std::size_t KB = 2 * V;              // columns of D per packed block
   constexpr std::size_t NC = N < 256 ? N : 256;  // rows of W^T per packed chunk
-  constexpr std::size_t kblocks = K / KB;
+  constexpr std::size_t kblocks = K / (2 * V);
   const std::size_t min_blocks = M * K * N < detail::parallel_min_work ? kblocks + 1 : 1;
   parallel::for_range(kblocks, min_blocks, [&](std::size_t b0, std::size_t b1) {
-    alignas(buffer_alignment) T wt[NC * KB];
-    for (std::size_t kb = b0; kb < b1; ++kb) {
-      const std::size_t k0 = kb * KB;
-      for (std::size_t n0 = 0; n0 < N; n0 += NC) {
-        const std::size_t nc = N - n0 < NC ? N - n0 : NC;
-        for (std::size_t kk = 0; kk < KB; ++kk)  // wt[n][kk] = W[k0 + kk][n0 + n]
-          for (std::size_t n = 0; n < nc; ++n) wt[n * KB + kk] = W[(k0 + kk) * N + n0 + n];
-        detail::bcast_strip<2, KB, K, identity, Arch>(M, nc, Y + n0, N, 1, wt, D + k0, 0,
-                                                      accumulate || n0 > 0);
-      }
-    }
+    alignas(buffer_alignment) T wt[NC * 2 * V];
+    for (std::size_t kb = b0; kb < b1; ++kb)
+      detail::nt_packed_block<2 * V, K, N, NC, Arch>(M, Y, W, D, kb * 2 * V, wt, accumulate);
   });
-  // Remaining columns: dot products with a vector main loop and a scalar tail.
-  constexpr std::size_t NV = N / V * V;
-  for (std::size_t k = kblocks * KB; k < K; ++k)
-    for (std::size_t m = 0; m < M; ++m) {
-      batch acc(T(0));
-      for (std::size_t n = 0; n < NV; n += V)
-        acc = xsimd::fma(batch::load_unaligned(Y + m * N + n), batch::load_unaligned(W + k * N + n),
-                         acc);
-      T s = detail::lane_sum(acc);
-      for (std::size_t n = NV; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
-      D[m * K + k] = accumulate ? D[m * K + k] + s : s;
+  constexpr std::size_t K1 = kblocks * 2 * V;  // one more block of 1 vector, if it fits
+  constexpr std::size_t KS = K - K1 >= V ? K1 + V : K1;
+  if constexpr (KS > K1) {
+    alignas(buffer_alignment) T wt[NC * V];
+    detail::nt_packed_block<V, K, N, NC, Arch>(M, Y, W, D, K1, wt, accumulate);
+  }
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t k = KS; k < K; ++k) {
+      T s = accumulate ? D[m * K + k] : T(0);
+      for (std::size_t n = 0; n < N; ++n) s = math::fmadd(Y[m * N + n], W[k * N + n], s);
+      D[m * K + k] = s;
     }
 }
 
 namespace detail {
-// An MR x KR tile of D = Y * W^T by dot products: MR * KR vector accumulators run along n (Y's and
-// W's rows are both contiguous there), then each is reduced and the scalar tail added.
+// An MR x KR tile of D = Y * W^T by dot products: MR * KR wide accumulators run along n (Y's and
+// W's rows are both contiguous there), then each is summed in wide's fixed order and the scalar
+// tail added one element at a time.
 template <std::size_t MR, std::size_t KR, std::size_t N, std::size_t LDD, class Arch, class T>
 inline void nt_tile(const T* Y, const T* W, T* D, bool accumulate) noexcept {
-  using batch = xsimd::batch<T, Arch>;
-  constexpr std::size_t V = batch::size;
-  constexpr std::size_t NV = N / V * V;
-  batch acc[MR][KR];
+  using vec = wide<T, Arch>;
+  constexpr std::size_t L = vec::lanes;
+  constexpr std::size_t NL = N / L * L;
+  vec acc[MR][KR];
   for (std::size_t m = 0; m < MR; ++m)
-    for (std::size_t k = 0; k < KR; ++k) acc[m][k] = batch(T(0));
-  for (std::size_t n = 0; n < NV; n += V) {
-    batch w[KR];
-    for (std::size_t k = 0; k < KR; ++k) w[k] = batch::load_unaligned(W + k * N + n);
+    for (std::size_t k = 0; k < KR; ++k) acc[m][k] = vec::zero();
+  for (std::size_t n = 0; n < NL; n += L) {
+    vec w[KR];
+    for (std::size_t k = 0; k < KR; ++k) w[k] = vec::load(W + k * N + n);
     for (std::size_t m = 0; m < MR; ++m) {
-      const batch y = batch::load_unaligned(Y + m * N + n);
-      for (std::size_t k = 0; k < KR; ++k) acc[m][k] = xsimd::fma(y, w[k], acc[m][k]);
+      const vec y = vec::load(Y + m * N + n);
+      for (std::size_t k = 0; k < KR; ++k) acc[m][k].fma(y, w[k]);
     }
   }
   for (std::size_t m = 0; m < MR; ++m)
     for (std::size_t k = 0; k < KR; ++k) {
-      T s = lane_sum(acc[m][k]);
-      for (std::size_t n = NV; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
+      T s = acc[m][k].sum();
+      for (std::size_t n = NL; n < N; ++n) s = math::fmadd(Y[m * N + n], W[k * N + n], s);
       D[m * LDD + k] = accumulate ? D[m * LDD + k] + s : s;
     }
 }
@@ -330,33 +332,44 @@ inline void nt_all(std::size_t M, const T* Y, const T* W, T* D, bool accumulate)
 /// The same product as gemm_nt_packed, for the other shape: few rows M and long rows N (the weight
 /// gradient of a convolution, dy[F x HW] * col[CKK x HW]^T), where gemm_nt_packed's packing of W^T
 /// would cost as much as the product. Tiles of 6 x 2, 4 x 3 or 3 x 4 dot products (M a multiple of
-/// 6, of 4, or neither; 12 vector accumulators); each element of D is one dot product in a fixed
-/// order, whatever M is. One thread.
+/// 6, of 4, or neither) where a wide accumulator is one register (AVX-512), 3 x 2, 2 x 3 or 3 x 2
+/// where it is two (AVX2), 3 x 1 or 1 x 3 where it is four (SSE, NEON): 12 vector registers of
+/// accumulators. Each element of D is one dot product in wide's fixed order, whatever M, the tile
+/// or the vector width. One thread.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
 void gemm_nt_dots(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
+  constexpr std::size_t R = wide<T, Arch>::R;
+  // tile shapes (rows x columns of D) for M a multiple of 6, of 4, and other M
+  constexpr std::size_t M6 = R == 1 ? 6 : 3, K6 = R == 1 ? 2 : (R == 2 ? 2 : 1);
+  constexpr std::size_t M4 = R == 1 ? 4 : (R == 2 ? 2 : 1), K4 = 3;
+  constexpr std::size_t MX = 3, KX = R == 1 ? 4 : (R == 2 ? 2 : 1);
   if (M % 6 == 0)  // 6 x 2: LeNet's conv1 (F = 6), where it beat 3 x 4 (commit ebb86ec)
-    detail::nt_all<6, 2, K, N, Arch>(M, Y, W, D, accumulate);
+    detail::nt_all<M6, K6, K, N, Arch>(M, Y, W, D, accumulate);
   else if (M % 4 == 0)
-    detail::nt_all<4, 3, K, N, Arch>(M, Y, W, D, accumulate);
+    detail::nt_all<M4, K4, K, N, Arch>(M, Y, W, D, accumulate);
   else
-    detail::nt_all<3, 4, K, N, Arch>(M, Y, W, D, accumulate);
+    detail::nt_all<MX, KX, K, N, Arch>(M, Y, W, D, accumulate);
 }
 
-/// out[m] (+)= sum_n Y[m*N + n]  (row sums: a convolution's bias gradient), with vector
-/// accumulators in a fixed order.
+/// out[m] (+)= sum_n Y[m*N + n]  (row sums: a convolution's bias gradient): two wide
+/// accumulators taking alternate stretches of 16 floats (8 doubles), then one, added and summed in
+/// wide's order, then the scalar tail; the same bits on every vector width.
 template <std::size_t N, class Arch = xsimd::default_arch, class T>
 void row_sum(std::size_t M, const T* Y, T* out, bool accumulate) noexcept {
-  using batch = xsimd::batch<T, Arch>;
-  constexpr std::size_t V = batch::size;
-  constexpr std::size_t N4 = N / (4 * V) * (4 * V), NV = N / V * V;
+  using vec = wide<T, Arch>;
+  constexpr std::size_t L = vec::lanes;
+  constexpr std::size_t N2 = N / (2 * L) * (2 * L), NL = N / L * L;
   for (std::size_t m = 0; m < M; ++m) {
     const T* y = Y + m * N;
-    batch a[4] = {batch(T(0)), batch(T(0)), batch(T(0)), batch(T(0))};
-    for (std::size_t n = 0; n < N4; n += 4 * V)
-      for (std::size_t j = 0; j < 4; ++j) a[j] += batch::load_unaligned(y + n + j * V);
-    for (std::size_t n = N4; n < NV; n += V) a[0] += batch::load_unaligned(y + n);
-    T s = detail::lane_sum((a[0] + a[1]) + (a[2] + a[3]));
-    for (std::size_t n = NV; n < N; ++n) s += y[n];
+    vec a0 = vec::zero(), a1 = vec::zero();
+    for (std::size_t n = 0; n < N2; n += 2 * L) {
+      a0.add(vec::load(y + n));
+      a1.add(vec::load(y + n + L));
+    }
+    if constexpr (NL > N2) a0.add(vec::load(y + N2));
+    a0.add(a1);
+    T s = a0.sum();
+    for (std::size_t n = NL; n < N; ++n) s += y[n];
     out[m] = accumulate ? out[m] + s : s;
   }
 }

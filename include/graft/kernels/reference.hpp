@@ -1,9 +1,17 @@
 // Scalar reference kernels: the definition of what every kernel computes (gemm.hpp, conv.hpp,
-// pool.hpp, elementwise.hpp). Plain loops, row-major, no blocking, sizes at run time; used by the
-// kernel tests (and usable as a fallback anywhere).
+// pool.hpp, elementwise.hpp), bit for bit: the same operations in the same order, so that a kernel
+// equals its reference exactly on every instruction set (tests/test_kernels.cpp). Plain loops,
+// row-major, no blocking, sizes at run time; usable as a fallback anywhere.
+//
+// The orders: a GEMM element is one chain of math::fmadd over the inner index, ascending, from C
+// (accumulate) or 0; a dot product (gemm_nt_dots) and a row sum accumulate element n in lane
+// n % L of L = 64 / sizeof(T) lanes (16 floats, 8 doubles), sum the lanes by halves, then add the
+// elements past the last whole L one at a time (lane_dot, lane_sum below).
 #pragma once
 #include <cmath>
 #include <cstddef>
+
+#include "graft/numeric/math.hpp"
 
 #include "graft/config.hpp"
 
@@ -17,7 +25,7 @@ template <class T> void gemm_bcast(std::size_t I, std::size_t P, std::size_t N, 
   for (std::size_t i = 0; i < I; ++i)
     for (std::size_t n = 0; n < N; ++n) {
       T s = accumulate ? C[i * N + n] : T(0);
-      for (std::size_t p = 0; p < P; ++p) s += A[i * rs + p * cs] * B[p * N + n];
+      for (std::size_t p = 0; p < P; ++p) s = math::fmadd(A[i * rs + p * cs], B[p * N + n], s);
       C[i * N + n] = s;
     }
 }
@@ -28,8 +36,41 @@ template <class T> void gemm_nt_packed(std::size_t M, std::size_t K, std::size_t
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t k = 0; k < K; ++k) {
       T s = accumulate ? D[m * K + k] : T(0);
-      for (std::size_t n = 0; n < N; ++n) s += Y[m * N + n] * W[k * N + n];
+      for (std::size_t n = 0; n < N; ++n) s = math::fmadd(Y[m * N + n], W[k * N + n], s);
       D[m * K + k] = s;
+    }
+}
+
+namespace detail {
+inline constexpr std::size_t max_lanes = 16;
+// The L lanes summed by halves: l[i] += l[i + w] for w = L/2, L/4, ..., 1; the sum is l[0].
+template <class T> T halves(T* l, std::size_t L) {
+  for (std::size_t w = L / 2; w > 0; w /= 2)
+    for (std::size_t i = 0; i < w; ++i) l[i] += l[i + w];
+  return l[0];
+}
+}  // namespace detail
+
+/// sum_n y[n] * x[n] in the lane order (kernels::wide): y[n] * x[n] fmadd-ed into lane n % L for
+/// n below the last multiple of L, the lanes summed by halves, then the rest fmadd-ed one by one.
+template <class T> T lane_dot(std::size_t N, const T* y, const T* x) {
+  constexpr std::size_t L = 64 / sizeof(T);
+  T l[detail::max_lanes] = {};
+  const std::size_t NL = N / L * L;
+  for (std::size_t n = 0; n < NL; ++n) l[n % L] = math::fmadd(y[n], x[n], l[n % L]);
+  T s = detail::halves(l, L);
+  for (std::size_t n = NL; n < N; ++n) s = math::fmadd(y[n], x[n], s);
+  return s;
+}
+
+/// D[m][k] (+)= lane_dot(Y[m], W[k]): D = Y * W^T by dot products, each added to D (accumulate)
+/// after it is complete.
+template <class T> void gemm_nt_dots(std::size_t M, std::size_t K, std::size_t N, const T* Y,
+                                     const T* W, T* D, bool accumulate = false) {
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t k = 0; k < K; ++k) {
+      const T s = lane_dot(N, Y + m * N, W + k * N);
+      D[m * K + k] = accumulate ? D[m * K + k] + s : s;
     }
 }
 
@@ -43,12 +84,21 @@ void column_sum(std::size_t M, std::size_t N, const T* Y, T* out, bool accumulat
   }
 }
 
-/// out[m] (+)= sum_n Y[m][n]  (row sums of an M x N matrix).
+/// out[m] (+)= sum_n Y[m][n]  (row sums of an M x N matrix), each row in two sets of L lanes:
+/// stretch c of L elements (c = n / L, below the last multiple of L) into set c % 2, lane n % L;
+/// the second set added to the first lane by lane, the lanes summed by halves, then the rest added
+/// one by one; the sum added to out (accumulate) once complete.
 template <class T> void row_sum(std::size_t M, std::size_t N, const T* Y, T* out, bool accumulate) {
+  constexpr std::size_t L = 64 / sizeof(T);
+  const std::size_t NL = N / L * L;
   for (std::size_t m = 0; m < M; ++m) {
-    T s = accumulate ? out[m] : T(0);
-    for (std::size_t n = 0; n < N; ++n) s += Y[m * N + n];
-    out[m] = s;
+    const T* y = Y + m * N;
+    T a[2][detail::max_lanes] = {};
+    for (std::size_t n = 0; n < NL; ++n) a[(n / L) % 2][n % L] += y[n];
+    for (std::size_t i = 0; i < L; ++i) a[0][i] += a[1][i];
+    T s = detail::halves(a[0], L);
+    for (std::size_t n = NL; n < N; ++n) s += y[n];
+    out[m] = accumulate ? out[m] + s : s;
   }
 }
 
@@ -89,8 +139,9 @@ template <class T> void col2im(std::size_t C, std::size_t H, std::size_t W, std:
           }
 }
 
-/// y[f][oy][ox] = b[f] + sum over (c, ky, kx) inside the image of
-/// w[f][(c*K + ky)*K + kx] * x[c][oy*S + ky - P][ox*S + kx - P]  (F filters; b may be null: 0).
+/// y[f][oy][ox] = b[f] + sum over (c, ky, kx) of w[f][(c*K + ky)*K + kx] *
+/// x[c][oy*S + ky - P][ox*S + kx - P] (0 outside the image): one fmadd chain from b[f] (or 0 when
+/// b is null) in that order, the padding's zero terms included, as im2col + gemm_bcast compute it.
 template <class T> void conv2d(std::size_t C, std::size_t H, std::size_t W, std::size_t F,
                                std::size_t K, std::size_t S, std::size_t P, const T* x, const T* w,
                                const T* b, T* y) {
@@ -103,8 +154,9 @@ template <class T> void conv2d(std::size_t C, std::size_t H, std::size_t W, std:
           for (std::size_t ky = 0; ky < K; ++ky)
             for (std::size_t kx = 0; kx < K; ++kx) {
               const std::size_t iy = oy * S + ky, ix = ox * S + kx;
-              if (iy >= P && iy < H + P && ix >= P && ix < W + P)
-                s += w[f * C * K * K + (c * K + ky) * K + kx] * x[(c * H + iy - P) * W + ix - P];
+              const bool inside = iy >= P && iy < H + P && ix >= P && ix < W + P;
+              s = math::fmadd(w[f * C * K * K + (c * K + ky) * K + kx],
+                              inside ? x[(c * H + iy - P) * W + ix - P] : T(0), s);
             }
         y[(f * HO + oy) * WO + ox] = s;
       }

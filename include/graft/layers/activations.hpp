@@ -12,6 +12,7 @@
 #include "graft/kernels/elementwise.hpp"
 #include "graft/kernels/parallel.hpp"
 #include "graft/layers/layer.hpp"
+#include "graft/numeric/math.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 
@@ -78,7 +79,8 @@ template <std::size_t Num, std::size_t Den> struct leaky_relu_fn {
 struct tanh_fn {
   static std::string name() { return "tanh"; }
   struct op {
-    template <std::floating_point T> T operator()(T x) const noexcept { return std::tanh(x); }
+    // graft's tanh (numeric/math.hpp): the same bits on every platform, unlike libm's
+    template <std::floating_point T> T operator()(T x) const noexcept { return math::tanh(x); }
   };
   struct grad {
     template <std::floating_point T> T operator()(T y) const noexcept { return T(1) - y * y; }
@@ -87,12 +89,8 @@ struct tanh_fn {
 struct sigmoid_fn {
   static std::string name() { return "sigmoid"; }
   struct op {
-    template <std::floating_point T> T operator()(T x) const noexcept {
-      // Stable for large |x|: never exponentiates a large positive number.
-      if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-      const T e = std::exp(x);
-      return e / (T(1) + e);
-    }
+    // Stable for large |x| (never exponentiates a large positive number), graft's exp.
+    template <std::floating_point T> T operator()(T x) const noexcept { return math::sigmoid(x); }
   };
   struct grad {
     template <std::floating_point T> T operator()(T y) const noexcept { return y * (T(1) - y); }

@@ -160,16 +160,19 @@ class conv2d_layer {
 
  private:
   // Rows of the im2col matrix (and of the products' outputs) are HWOP long: HWO rounded up to
-  // whole SIMD vectors, so that every column takes the same vector path (a scalar tail would
-  // round differently) and none is left to slow scalar code. The padding columns hold zeros.
+  // whole 64-byte logical vectors (kernels::wide: 16 floats, 8 doubles), so that columns take
+  // vector paths, not slow scalar ones, and so that the padded length, and with it every sum's
+  // order, is the same on every vector width. The padding columns hold zeros.
   static constexpr std::size_t simd_width = kernels::simd_width<T>;
-  static constexpr std::size_t HWOP = (HWO + simd_width - 1) / simd_width * simd_width;
+  static constexpr std::size_t row_lanes = simd_width > 1 ? 64 / sizeof(T) : 1;
+  static constexpr std::size_t HWOP = (HWO + row_lanes - 1) / row_lanes * row_lanes;
   static constexpr bool padded = HWOP != HWO;
-  // With F a multiple of the SIMD width, the weight gradient is computed transposed, as
+  // With F a multiple of 16 floats (8 doubles), the weight gradient is computed transposed, as
   // col * dy^T (rows of F: whole vectors), by the register-blocked gemm_bcast, which runs nearer
   // the FMA peak than gemm_nt_dots's dot products (no reductions); dy is transposed per sample and
-  // dW^T once per call. Otherwise (conv1's F = 6) gemm_nt_dots.
-  static constexpr bool transposed_weight_grad = simd_width > 1 && F % simd_width == 0;
+  // dW^T once per call. Otherwise (conv1's F = 6) gemm_nt_dots. The two sum in different orders:
+  // the choice depends on F and the scalar type only, never on the vector width.
+  static constexpr bool transposed_weight_grad = simd_width > 1 && F % row_lanes == 0;
   static T* dyt_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[transposed_weight_grad ? HWOP * F : 1];
     return buffer;

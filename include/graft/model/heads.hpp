@@ -8,6 +8,7 @@
 #include <string>
 
 #include "graft/layers/dense.hpp"
+#include "graft/numeric/math.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 
@@ -26,13 +27,14 @@ template <std::size_t N> struct softmax_cross_entropy {
       const T* zr = z + r * N;
       const T zmax = *std::max_element(zr, zr + N);
       double sum = 0;
-      for (std::size_t n = 0; n < N; ++n) sum += std::exp(static_cast<double>(zr[n] - zmax));
-      const double log_sum = std::log(sum);
+      // graft's exp and log (numeric/math.hpp): the same loss and gradient on every platform
+      for (std::size_t n = 0; n < N; ++n) sum += math::exp(static_cast<double>(zr[n] - zmax));
+      const double log_sum = math::log(sum);
       const auto label = static_cast<std::size_t>(labels[r]);
       total += log_sum - static_cast<double>(zr[label] - zmax);
       if (dz != nullptr)
         for (std::size_t n = 0; n < N; ++n) {
-          const double p = std::exp(static_cast<double>(zr[n] - zmax) - log_sum);
+          const double p = math::exp(static_cast<double>(zr[n] - zmax) - log_sum);
           dz[r * N + n] = static_cast<T>((p - (n == label ? 1.0 : 0.0)) * scale);
         }
     }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstddef>
 
+#include "graft/numeric/math.hpp"
+
 #include "graft/config.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -69,10 +71,11 @@ template <bool Decoupled> struct adam_optimizer {
     T* v = state[1];
     if (c.step == 1)
       for (std::size_t i = 0; i < n; ++i) m[i] = v[i] = T(0);
-    const auto t = static_cast<double>(c.step);
     const auto b1 = static_cast<T>(beta1), b2 = static_cast<T>(beta2);
-    const auto c1 = static_cast<T>(1.0 / (1.0 - std::pow(static_cast<double>(beta1), t)));
-    const auto c2 = static_cast<T>(1.0 / std::sqrt(1.0 - std::pow(static_cast<double>(beta2), t)));
+    // beta^t by math::powi, not std::pow (each libm's own): the same bits everywhere
+    const auto c1 = static_cast<T>(1.0 / (1.0 - math::powi(static_cast<double>(beta1), c.step)));
+    const auto c2 =
+        static_cast<T>(1.0 / std::sqrt(1.0 - math::powi(static_cast<double>(beta2), c.step)));
     const auto rate = static_cast<T>(c.lr), wd = static_cast<T>(weight_decay),
                e = static_cast<T>(eps);
     for (std::size_t i = 0; i < n; ++i) {

@@ -1,11 +1,14 @@
 // Learning-rate schedules: pass one as an option to pretrain/finetune. A schedule maps
 // (step, total steps, base lr) to the lr of that step; it composes with every optimizer because
-// the trainer hands the result to the optimizer as its learning rate.
+// the trainer hands the result to the optimizer as its learning rate. Powers and cosines are
+// graft's own (numeric/math.hpp), so a schedule gives the same rates on every platform.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+
+#include "graft/numeric/math.hpp"
 
 #include "graft/config.hpp"
 
@@ -25,7 +28,7 @@ struct step_decay {
   double gamma = 0.1;
   double lr(std::size_t step, std::size_t, double base) const noexcept {
     const std::size_t periods = step / (every == 0 ? 1 : every);  // whole periods elapsed
-    return base * std::pow(gamma, static_cast<double>(periods));
+    return base * math::powi(gamma, periods);
   }
 };
 
@@ -35,7 +38,7 @@ struct cosine {
   double lr(std::size_t step, std::size_t total, double base) const noexcept {
     const double t = total > 1 ? static_cast<double>(step) / static_cast<double>(total - 1) : 1.0;
     const double lo = base * min_factor;
-    return lo + (base - lo) * 0.5 * (1.0 + std::cos(pi * std::min(t, 1.0)));
+    return lo + (base - lo) * 0.5 * (1.0 + math::cospi(std::min(t, 1.0)));
   }
 };
 
@@ -60,7 +63,7 @@ struct one_cycle {
     const double up = std::max(1.0, pct_start * static_cast<double>(total) - 1.0);
     const auto s = static_cast<double>(step);
     auto anneal = [](double from, double to, double t) {
-      return to + (from - to) * 0.5 * (1.0 + std::cos(pi * std::clamp(t, 0.0, 1.0)));
+      return to + (from - to) * 0.5 * (1.0 + math::cospi(std::clamp(t, 0.0, 1.0)));
     };
     if (s <= up) return anneal(start, base, s / up);
     const double down = std::max(1.0, static_cast<double>(total) - 1.0 - up);

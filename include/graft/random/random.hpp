@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "graft/numeric/math.hpp"
+
 #include "graft/config.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -34,12 +36,13 @@ class splitmix64 {
   constexpr double uniform(double lo, double hi) noexcept { return lo + (hi - lo) * uniform01(); }
 
   /// Standard normal by the Box-Muller transform (one value per call; the pair's twin is dropped so
-  /// that the stream does not depend on call parity).
+  /// that the stream does not depend on call parity), with graft's log and cos(pi x): the same
+  /// values on every platform.
   double normal() noexcept {
     double u1 = uniform01();
     while (u1 <= 0.0) u1 = uniform01();
     const double u2 = uniform01();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    return std::sqrt(-2.0 * math::log(u1)) * math::cospi(2.0 * u2);
   }
 
   /// Uniform integer in [0, n) as next() mod n (the Fisher-Yates rule of the transfer protocol).

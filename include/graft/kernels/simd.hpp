@@ -1,0 +1,87 @@
+// The two SIMD primitives that make graft's results independent of the vector width:
+//
+//   fmadd(a, b, c) : a*b + c on batches, fused on every target with an FMA instruction (the rule
+//                    of math::fmadd for scalars), whatever xsimd does for the architecture (xsimd
+//                    8.1's fma on AVX-512 is a multiply then an add: another rounding);
+//   wide<T, Arch>  : a logical vector of 64 bytes (16 floats, 8 doubles) held in as many hardware
+//                    vectors as it takes (one on AVX-512, two on AVX2, four on SSE and NEON). A
+//                    reduction accumulates into wide lanes, element n into lane n % lanes, and
+//                    ends with sum(): lanes added pairwise by halves (lane i and i + lanes/2, then
+//                    i + lanes/4, ...), an order fixed by graft. The same sum therefore comes out,
+//                    bit for bit, whichever vector width the target has.
+#pragma once
+#include <cstddef>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "graft/numeric/math.hpp"
+
+#include "graft/config.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+namespace kernels {
+
+/// a*b + c lane by lane, rounded once where the target has FMA (GRAFT_HAS_FMA), else twice; bitwise
+/// math::fmadd on each lane.
+template <class T, class Arch>
+inline xsimd::batch<T, Arch> fmadd(const xsimd::batch<T, Arch>& a, const xsimd::batch<T, Arch>& b,
+                                   const xsimd::batch<T, Arch>& c) noexcept {
+#if GRAFT_HAS_FMA
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    if constexpr (std::is_same_v<T, float>)
+      return _mm512_fmadd_ps(a, b, c);
+    else
+      return _mm512_fmadd_pd(a, b, c);
+  } else
+#endif
+    // fma3<sse4_2>, fma3<avx>, fma3<avx2>, neon (VFPv4) and neon64: xsimd's fma is the fused
+    // instruction
+    return xsimd::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+/// A logical vector of 64 bytes of T: R hardware vectors, lane l of the logical vector being lane
+/// l % W of vector l / W (W the hardware width).
+template <class T, class Arch = xsimd::default_arch> struct wide {
+  using batch = xsimd::batch<T, Arch>;
+  static constexpr std::size_t lanes = 64 / sizeof(T);
+  static constexpr std::size_t W = batch::size;
+  static constexpr std::size_t R = lanes / W;
+  static_assert(lanes % W == 0, "graft: wide<T>: a hardware vector wider than 64 bytes");
+  batch v[R];
+
+  static wide zero() noexcept {
+    wide w;
+    for (std::size_t r = 0; r < R; ++r) w.v[r] = batch(T(0));
+    return w;
+  }
+  static wide load(const T* p) noexcept {
+    wide w;
+    for (std::size_t r = 0; r < R; ++r) w.v[r] = batch::load_unaligned(p + r * W);
+    return w;
+  }
+  /// this += x * y, lane by lane (fmadd).
+  void fma(const wide& x, const wide& y) noexcept {
+    for (std::size_t r = 0; r < R; ++r) v[r] = fmadd(x.v[r], y.v[r], v[r]);
+  }
+  /// this += x, lane by lane.
+  void add(const wide& x) noexcept {
+    for (std::size_t r = 0; r < R; ++r) v[r] += x.v[r];
+  }
+  /// The sum of the lanes, halves added pairwise: (l[i] + l[i + lanes/2]), then the same on the
+  /// first half, down to one lane.
+  T sum() const noexcept {
+    alignas(64) T l[lanes];
+    for (std::size_t r = 0; r < R; ++r) v[r].store_aligned(l + r * W);
+    for (std::size_t w = lanes / 2; w > 0; w /= 2)
+      for (std::size_t i = 0; i < w; ++i) l[i] += l[i + w];
+    return l[0];
+  }
+};
+
+}  // namespace kernels
+GRAFT_END_NAMESPACE
