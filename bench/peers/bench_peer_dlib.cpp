@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("peer", "dlib " + std::to_string(DLIB_MAJOR_VERSION) + "." +
                                           std::to_string(DLIB_MINOR_VERSION));
   benchmark::AddCustomContext("peer_threads", blas_pinned ? "1 (OpenBLAS pinned)" : "1");
+  peers::report_openblas("bench_peer_dlib");  // DLIB_USE_BLAS: its tensor products call sgemm
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(1);
   benchmark::AddCustomContext("peer", OPENBLAS_VERSION);
   benchmark::AddCustomContext("peer_config", openblas_get_config());
-  benchmark::AddCustomContext("peer_kernels", openblas_get_corename());
+  peers::report_openblas("bench_peer_openblas");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
 #else
   benchmark::AddCustomContext("peer", "tiny-dnn 1.0.0a3 (CNN_SINGLE_THREAD)");
 #endif
+  peers::report_openblas("bench_peer_tinydnn");  // none: tiny-dnn has its own kernels
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -9,9 +9,13 @@
 //   W4  fine-tuning step with fc1 and fc2 frozen: requires_grad=false on their parameters, the
 //       optimiser only sees fc3, and the frozen part runs under torch::NoGradGuard (no autograd
 //       graph is recorded below the head)
+#include <ATen/Version.h>
+#include <ATen/native/ConvUtils.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -175,6 +179,56 @@ void BM_W3_lenet_inference_batch1(benchmark::State& state) {
   peers::set_samples(state, 1);
 }
 
+// What computes W3's convolutions: the backend LibTorch's dispatch selects for conv1 and conv2
+// (at::native::select_conv_backend, the function at::convolution itself asks) for the batch-64
+// training step (autograd on) and for batch-1 inference (InferenceMode). "oneDNN" is Mkldnn;
+// "Slow2d" is LibTorch's own im2col and BLAS sgemm.
+std::string conv_backends() {
+  using at::native::ConvBackend;
+  auto name = [](ConvBackend b) -> std::string {
+    switch (b) {
+      case ConvBackend::Mkldnn:
+        return "oneDNN";
+      case ConvBackend::Slow2d:
+        return "Slow2d (im2col + BLAS)";
+      case ConvBackend::NnpackSpatial:
+        return "NNPACK";
+      case ConvBackend::Xnnpack2d:
+        return "XNNPACK";
+      default:
+        return "other (" + std::to_string(static_cast<int>(b)) + ")";
+    }
+  };
+  torch::manual_seed(0);
+  Lenet net;
+  auto backends = [&](int batch) {
+    const auto x1 = torch::zeros({batch, 1, peers::kSide, peers::kSide});
+    const auto x2 = torch::zeros({batch, kC1, peers::kSide1, peers::kSide1});
+    const auto b1 = at::native::select_conv_backend(
+        x1, net->conv1->weight, net->conv1->bias, {1, 1}, {kPad1, kPad1}, {1, 1}, false, {0, 0}, 1);
+    const auto b2 = at::native::select_conv_backend(x2, net->conv2->weight, net->conv2->bias,
+                                                    {1, 1}, {0, 0}, {1, 1}, false, {0, 0}, 1);
+    return b1 == b2 ? name(b1) : "conv1 " + name(b1) + ", conv2 " + name(b2);
+  };
+  std::string training = backends(peers::kTrainBatch);
+  torch::InferenceMode inference;
+  return "training batch 64: " + training + "; inference batch 1: " + backends(1);
+}
+
+// The value of KEY=... in at::show_config() (LibTorch's build configuration), or "?".
+std::string build_setting(const std::string& key) {
+  std::istringstream config(at::show_config());
+  std::string word;
+  while (config >> word) {
+    if (word.rfind(key + "=", 0) == 0) {
+      word = word.substr(key.size() + 1);
+      if (!word.empty() && word.back() == ',') word.pop_back();
+      return word;
+    }
+  }
+  return "?";
+}
+
 BENCHMARK(BM_W1_train_step_batch64)->Name("W1_train_step_batch64");
 BENCHMARK(BM_W2_inference<1>)->Name("W2_inference_batch1");
 BENCHMARK(BM_W2_inference<256>)->Name("W2_inference_batch256");
@@ -195,6 +249,21 @@ int main(int argc, char** argv) {
                                                   ", inter-op " +
                                                   std::to_string(at::get_num_interop_threads()) +
                                                   (blas_pinned ? ", OpenBLAS 1" : ""));
+  // Which libraries do the work: oneDNN (MKLDNN) for the convolutions if LibTorch was built with
+  // it and it is enabled, and the BLAS of its build (Debian: OpenBLAS via libblas.so.3) for the
+  // dense layers' matrix products (addmm; float32 matmuls do not go through oneDNN in 1.13).
+  const std::string onednn = std::string("built ") + (at::hasMKLDNN() ? "yes" : "no") +
+                             ", enabled " +
+                             (at::globalContext().userEnabledMkldnn() ? "yes" : "no") +
+                             "; convolutions: " + conv_backends();
+  const std::string blas = "BLAS_INFO=" + build_setting("BLAS_INFO") +
+                           ", LAPACK_INFO=" + build_setting("LAPACK_INFO") + ", sgemm_ from " +
+                           peers::symbol_library("sgemm_");
+  benchmark::AddCustomContext("torch_onednn", onednn);
+  benchmark::AddCustomContext("torch_blas", blas);
+  std::fprintf(stderr, "bench_peer_torch: oneDNN %s\nbench_peer_torch: %s\n", onednn.c_str(),
+               blas.c_str());
+  peers::report_openblas("bench_peer_torch");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

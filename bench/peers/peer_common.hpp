@@ -1,12 +1,16 @@
-// Shared by the peer benchmarks (bench_peer_*.cpp): the workloads' shapes, the synthetic data
-// and single-thread pinning. Deliberately independent of graft, so that a peer's benchmark only
-// pays for its own library; the data generator reproduces graft::splitmix64 bit for bit, so the
-// inputs are the same numbers that graft's own benchmarks (bench_mlp.cpp, bench_finetune.cpp) use.
+// Shared by the peer benchmarks (bench_peer_*.cpp): the workloads' shapes, the synthetic data,
+// single-thread pinning and the report of the OpenBLAS core a peer runs. Deliberately independent
+// of graft, so that a peer's benchmark only pays for its own library; the data generator
+// reproduces graft::splitmix64 bit for bit, so the inputs are the same numbers that graft's own
+// benchmarks (bench_mlp.cpp, bench_finetune.cpp) use.
 #pragma once
 #include <dlfcn.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -73,6 +77,45 @@ inline bool pin_openblas_to_one_thread() {
   if (fn == nullptr) return false;
   fn(1);
   return true;
+}
+
+// The OpenBLAS core (the kernel set OpenBLAS chose at load time, e.g. "Haswell", "SkylakeX",
+// "Cooperlake", "Zen", or "Prescott" when it falls back to generic SSE kernels) of the OpenBLAS
+// loaded in this process, from openblas_get_corename() looked up at run time; nullptr when no
+// OpenBLAS is loaded. OPENBLAS_CORETYPE in the environment overrides OpenBLAS's own choice
+// (tools/bench_table.py sets it for the peers' processes).
+inline const char* openblas_corename() {
+  using corename_fn = char* (*)();
+  auto fn = reinterpret_cast<corename_fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  return fn == nullptr ? nullptr : fn();
+}
+
+// The shared library that defines `symbol` in this process (dladdr, symlinks resolved), e.g. which
+// file's sgemm_ a peer calls through libblas.so.3; "none" when the symbol is not loaded.
+inline std::string symbol_library(const char* symbol) {
+  void* address = dlsym(RTLD_DEFAULT, symbol);
+  Dl_info info{};
+  if (address == nullptr || dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "none";
+  char* real = realpath(info.dli_fname, nullptr);  // through the alternatives' symlinks
+  std::string path = real != nullptr ? real : info.dli_fname;
+  std::free(real);
+  return path;
+}
+
+// Records which BLAS this peer runs: the benchmark contexts "openblas_core" (the core name, or
+// "none") and "openblas_coretype_env" (OPENBLAS_CORETYPE as this process saw it, or "unset"),
+// which tools/bench_table.py reads from the JSON output, and one line on stderr for a reader
+// running the peer by hand. Call before benchmark::Initialize.
+inline void report_openblas(const char* peer) {
+  const char* core = openblas_corename();
+  const char* env = std::getenv("OPENBLAS_CORETYPE");
+  benchmark::AddCustomContext("openblas_core", core != nullptr ? core : "none");
+  benchmark::AddCustomContext("openblas_coretype_env", env != nullptr ? env : "unset");
+  if (core != nullptr)
+    std::fprintf(stderr, "%s: OpenBLAS core %s (OPENBLAS_CORETYPE %s)\n", peer, core,
+                 env != nullptr ? env : "unset");
+  else
+    std::fprintf(stderr, "%s: no OpenBLAS loaded\n", peer);
 }
 
 // items/s = samples/s.
