@@ -151,7 +151,7 @@ std::vector<char> with_counts(const std::vector<char>& good, std::uint64_t backb
   std::vector<char> out(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(at));
   for (std::uint64_t v : {backbone, head})
     for (std::size_t i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
-  const std::size_t payload = (backbone + head) * scalar;
+  const auto payload = static_cast<std::size_t>((backbone + head) * scalar);
   for (std::size_t i = 0; i < payload; ++i)
     out.push_back(at + 16 + i < good.size() - 8 ? good[at + 16 + i] : char{0x11});
   const auto sum = g::detail::fnv1a(reinterpret_cast<const unsigned char*>(out.data()), out.size());

@@ -150,7 +150,7 @@ inline weight_file parse_weights(const std::string& path, std::vector<unsigned c
     throw fail(n, std::to_string(at + payload + 8) + " bytes in all",
                std::to_string(n) + " bytes (the file is truncated)");
   if (static_cast<std::uint64_t>(n - at) > payload + 8)
-    throw fail(at + payload + 8, "end of file",
+    throw fail(static_cast<std::size_t>(at + payload + 8), "end of file",
                std::to_string(n - at - payload - 8) + " trailing bytes");
   const auto stored = get_le<std::uint64_t>(bytes.data() + n - 8);
   const auto actual = fnv1a(bytes.data(), n - 8);

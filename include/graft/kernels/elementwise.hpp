@@ -19,15 +19,17 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "graft/kernels/simd.hpp"
+
 #include "graft/config.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 namespace kernels {
 
-/// The number of T in a SIMD vector of Arch; 1 for types other than float and double (which the
-/// kernels here run on scalars only).
+/// The number of T in a SIMD vector of Arch; 1 where Arch has no vectors of T (types other than
+/// float and double, double on armv7: the kernels here run on scalars only).
 template <class T, class Arch = xsimd::default_arch> inline constexpr std::size_t simd_width = [] {
-  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+  if constexpr (vectorised<T, Arch>)
     return xsimd::batch<T, Arch>::size;
   else
     return std::size_t{1};
@@ -36,7 +38,7 @@ template <class T, class Arch = xsimd::default_arch> inline constexpr std::size_
 /// F maps SIMD batches of T to batches: map and map_grad then run whole vectors, and only the tail
 /// on scalars. A functor for scalars only (tanh, sigmoid) runs on scalars throughout.
 template <class F, class T, class Arch = xsimd::default_arch>
-concept maps_batches = requires(const F f, const xsimd::batch<T, Arch> b) {
+concept maps_batches = vectorised<T, Arch> && requires(const F f, const xsimd::batch<T, Arch> b) {
   { f(b) } -> std::same_as<xsimd::batch<T, Arch>>;
 };
 
@@ -140,6 +142,12 @@ void add(std::size_t n, const T* src, T* dst) noexcept {
       (batch::load_unaligned(dst + i) + batch::load_unaligned(src + i)).store_unaligned(dst + i);
   }
   for (; i < n; ++i) dst[i] += src[i];
+#if defined(__GNUC__) && !defined(__clang__)
+  // g++ 12 at -O3 (-O2 in a reduced case: tree-fre) reuses values of dst loaded before an earlier
+  // call's vector stores to overlapping places (col2im's successive kx: wrong sums with 2-lane
+  // double vectors, SSE2 and NEON). No code, only an order the compiler must keep.
+  asm volatile("" ::: "memory");
+#endif
 }
 
 /// Whether every p[i], i < n, is finite. x - x is 0 for a finite x and NaN for an infinite or NaN
@@ -147,25 +155,31 @@ void add(std::size_t n, const T* src, T* dst) noexcept {
 /// with no branch per element.
 template <class Arch = xsimd::default_arch, class T>
 bool all_finite(const T* p, std::size_t n) noexcept {
-  using batch = xsimd::batch<T, Arch>;
-  constexpr std::size_t V = batch::size;
-  batch a[4] = {batch(T(0)), batch(T(0)), batch(T(0)), batch(T(0))};
-  std::size_t i = 0;
-  for (; i + 4 * V <= n; i += 4 * V)
-    for (std::size_t j = 0; j < 4; ++j) {
-      const batch v = batch::load_unaligned(p + i + j * V);
-      a[j] += v - v;
+  if constexpr (!vectorised<T, Arch>) {
+    T s = T(0);
+    for (std::size_t i = 0; i < n; ++i) s += p[i] - p[i];
+    return s == s;
+  } else {
+    using batch = xsimd::batch<T, Arch>;
+    constexpr std::size_t V = batch::size;
+    batch a[4] = {batch(T(0)), batch(T(0)), batch(T(0)), batch(T(0))};
+    std::size_t i = 0;
+    for (; i + 4 * V <= n; i += 4 * V)
+      for (std::size_t j = 0; j < 4; ++j) {
+        const batch v = batch::load_unaligned(p + i + j * V);
+        a[j] += v - v;
+      }
+    for (; i + V <= n; i += V) {
+      const batch v = batch::load_unaligned(p + i);
+      a[0] += v - v;
     }
-  for (; i + V <= n; i += V) {
-    const batch v = batch::load_unaligned(p + i);
-    a[0] += v - v;
+    alignas(Arch::alignment()) T lanes[V];
+    ((a[0] + a[1]) + (a[2] + a[3])).store_aligned(lanes);
+    T s = T(0);
+    for (std::size_t k = 0; k < V; ++k) s += lanes[k];
+    for (; i < n; ++i) s += p[i] - p[i];
+    return s == s;  // false only when s is NaN
   }
-  alignas(Arch::alignment()) T lanes[V];
-  ((a[0] + a[1]) + (a[2] + a[3])).store_aligned(lanes);
-  T s = T(0);
-  for (std::size_t k = 0; k < V; ++k) s += lanes[k];
-  for (; i < n; ++i) s += p[i] - p[i];
-  return s == s;  // false only when s is NaN
 }
 
 }  // namespace kernels

@@ -26,6 +26,7 @@
 #include <xsimd/xsimd.hpp>
 
 #include "graft/kernels/parallel.hpp"
+#include "graft/kernels/reference.hpp"
 #include "graft/kernels/simd.hpp"
 #include "graft/numeric/math.hpp"
 
@@ -205,28 +206,34 @@ inline void gemv_rows(std::size_t P, const T* a, std::size_t cs, const T* B, T* 
 template <std::size_t N, class Epi = identity, class Arch = xsimd::default_arch, class T>
 void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                 const T* B, T* C, bool accumulate) noexcept {
-  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
-  if (I == 1) {
-    detail::gemv_rows<N, Epi, Arch>(P, A, cs, B, C, accumulate);
-    return;
+  if constexpr (!vectorised<T, Arch>) {  // no vectors of T (double on armv7): the reference
+    reference::gemm_bcast(I, P, N, A, rs, cs, B, C, accumulate);
+    if constexpr (!std::is_same_v<Epi, identity>)
+      for (std::size_t i = 0; i < I * N; ++i) C[i] = Epi{}(C[i]);
+  } else {
+    constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+    if (I == 1) {
+      detail::gemv_rows<N, Epi, Arch>(P, A, cs, B, C, accumulate);
+      return;
+    }
+    auto run = [&]<std::size_t V>(std::size_t kc_max) {
+      constexpr std::size_t strips = N / (V * W);
+      const std::size_t work = I * P * N;
+      const std::size_t min_strips = work < detail::parallel_min_work ? strips + 1 : 1;
+      parallel::for_range(strips, min_strips, [&](std::size_t s0, std::size_t s1) {
+        for (std::size_t p0 = 0; p0 < P; p0 += kc_max) {
+          const std::size_t kc = P - p0 < kc_max ? P - p0 : kc_max;
+          detail::bcast_block<V, N, Epi, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C,
+                                               accumulate || p0 > 0, p0 + kc == P, s0, s1,
+                                               s1 == strips);
+        }
+      });
+    };
+    if (I == 2)
+      run.template operator()<4>(P);
+    else
+      run.template operator()<2>(256);
   }
-  auto run = [&]<std::size_t V>(std::size_t kc_max) {
-    constexpr std::size_t strips = N / (V * W);
-    const std::size_t work = I * P * N;
-    const std::size_t min_strips = work < detail::parallel_min_work ? strips + 1 : 1;
-    parallel::for_range(strips, min_strips, [&](std::size_t s0, std::size_t s1) {
-      for (std::size_t p0 = 0; p0 < P; p0 += kc_max) {
-        const std::size_t kc = P - p0 < kc_max ? P - p0 : kc_max;
-        detail::bcast_block<V, N, Epi, Arch>(I, kc, A + p0 * cs, rs, cs, B + p0 * N, C,
-                                             accumulate || p0 > 0, p0 + kc == P, s0, s1,
-                                             s1 == strips);
-      }
-    });
-  };
-  if (I == 2)
-    run.template operator()<4>(P);
-  else
-    run.template operator()<2>(256);
 }
 
 namespace detail {
@@ -256,28 +263,32 @@ inline void nt_packed_block(std::size_t M, const T* Y, const T* W, T* D, std::si
 /// take ranges of the 2-vector blocks.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
 void gemm_nt_packed(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
-  using batch = xsimd::batch<T, Arch>;
-  constexpr std::size_t V = batch::size;
-  constexpr std::size_t NC = N < 256 ? N : 256;  // rows of W^T per packed chunk
-  constexpr std::size_t kblocks = K / (2 * V);
-  const std::size_t min_blocks = M * K * N < detail::parallel_min_work ? kblocks + 1 : 1;
-  parallel::for_range(kblocks, min_blocks, [&](std::size_t b0, std::size_t b1) {
-    alignas(buffer_alignment) T wt[NC * 2 * V];
-    for (std::size_t kb = b0; kb < b1; ++kb)
-      detail::nt_packed_block<2 * V, K, N, NC, Arch>(M, Y, W, D, kb * 2 * V, wt, accumulate);
-  });
-  constexpr std::size_t K1 = kblocks * 2 * V;  // one more block of 1 vector, if it fits
-  constexpr std::size_t KS = K - K1 >= V ? K1 + V : K1;
-  if constexpr (KS > K1) {
-    alignas(buffer_alignment) T wt[NC * V];
-    detail::nt_packed_block<V, K, N, NC, Arch>(M, Y, W, D, K1, wt, accumulate);
-  }
-  for (std::size_t m = 0; m < M; ++m)
-    for (std::size_t k = KS; k < K; ++k) {
-      T s = accumulate ? D[m * K + k] : T(0);
-      for (std::size_t n = 0; n < N; ++n) s = math::fmadd(Y[m * N + n], W[k * N + n], s);
-      D[m * K + k] = s;
+  if constexpr (!vectorised<T, Arch>) {  // no vectors of T (double on armv7): the reference
+    reference::gemm_nt_packed(M, K, N, Y, W, D, accumulate);
+  } else {
+    using batch = xsimd::batch<T, Arch>;
+    constexpr std::size_t V = batch::size;
+    constexpr std::size_t NC = N < 256 ? N : 256;  // rows of W^T per packed chunk
+    constexpr std::size_t kblocks = K / (2 * V);
+    const std::size_t min_blocks = M * K * N < detail::parallel_min_work ? kblocks + 1 : 1;
+    parallel::for_range(kblocks, min_blocks, [&](std::size_t b0, std::size_t b1) {
+      alignas(buffer_alignment) T wt[NC * 2 * V];
+      for (std::size_t kb = b0; kb < b1; ++kb)
+        detail::nt_packed_block<2 * V, K, N, NC, Arch>(M, Y, W, D, kb * 2 * V, wt, accumulate);
+    });
+    constexpr std::size_t K1 = kblocks * 2 * V;  // one more block of 1 vector, if it fits
+    constexpr std::size_t KS = K - K1 >= V ? K1 + V : K1;
+    if constexpr (KS > K1) {
+      alignas(buffer_alignment) T wt[NC * V];
+      detail::nt_packed_block<V, K, N, NC, Arch>(M, Y, W, D, K1, wt, accumulate);
     }
+    for (std::size_t m = 0; m < M; ++m)
+      for (std::size_t k = KS; k < K; ++k) {
+        T s = accumulate ? D[m * K + k] : T(0);
+        for (std::size_t n = 0; n < N; ++n) s = math::fmadd(Y[m * N + n], W[k * N + n], s);
+        D[m * K + k] = s;
+      }
+  }
 }
 
 namespace detail {
@@ -338,17 +349,21 @@ inline void nt_all(std::size_t M, const T* Y, const T* W, T* D, bool accumulate)
 /// or the vector width. One thread.
 template <std::size_t K, std::size_t N, class Arch = xsimd::default_arch, class T>
 void gemm_nt_dots(std::size_t M, const T* Y, const T* W, T* D, bool accumulate = false) noexcept {
-  constexpr std::size_t R = wide<T, Arch>::R;
-  // tile shapes (rows x columns of D) for M a multiple of 6, of 4, and other M
-  constexpr std::size_t M6 = R == 1 ? 6 : 3, K6 = R == 1 ? 2 : (R == 2 ? 2 : 1);
-  constexpr std::size_t M4 = R == 1 ? 4 : (R == 2 ? 2 : 1), K4 = 3;
-  constexpr std::size_t MX = 3, KX = R == 1 ? 4 : (R == 2 ? 2 : 1);
-  if (M % 6 == 0)  // 6 x 2: LeNet's conv1 (F = 6), where it beat 3 x 4 (commit ebb86ec)
-    detail::nt_all<M6, K6, K, N, Arch>(M, Y, W, D, accumulate);
-  else if (M % 4 == 0)
-    detail::nt_all<M4, K4, K, N, Arch>(M, Y, W, D, accumulate);
-  else
-    detail::nt_all<MX, KX, K, N, Arch>(M, Y, W, D, accumulate);
+  if constexpr (!vectorised<T, Arch>) {  // no vectors of T (double on armv7): the reference
+    reference::gemm_nt_dots(M, K, N, Y, W, D, accumulate);
+  } else {
+    constexpr std::size_t R = wide<T, Arch>::R;
+    // tile shapes (rows x columns of D) for M a multiple of 6, of 4, and other M
+    constexpr std::size_t M6 = R == 1 ? 6 : 3, K6 = R == 1 ? 2 : (R == 2 ? 2 : 1);
+    constexpr std::size_t M4 = R == 1 ? 4 : (R == 2 ? 2 : 1), K4 = 3;
+    constexpr std::size_t MX = 3, KX = R == 1 ? 4 : (R == 2 ? 2 : 1);
+    if (M % 6 == 0)  // 6 x 2: LeNet's conv1 (F = 6), where it beat 3 x 4 (commit ebb86ec)
+      detail::nt_all<M6, K6, K, N, Arch>(M, Y, W, D, accumulate);
+    else if (M % 4 == 0)
+      detail::nt_all<M4, K4, K, N, Arch>(M, Y, W, D, accumulate);
+    else
+      detail::nt_all<MX, KX, K, N, Arch>(M, Y, W, D, accumulate);
+  }
 }
 
 /// out[m] (+)= sum_n Y[m*N + n]  (row sums: a convolution's bias gradient): two wide
@@ -356,21 +371,25 @@ void gemm_nt_dots(std::size_t M, const T* Y, const T* W, T* D, bool accumulate =
 /// wide's order, then the scalar tail; the same bits on every vector width.
 template <std::size_t N, class Arch = xsimd::default_arch, class T>
 void row_sum(std::size_t M, const T* Y, T* out, bool accumulate) noexcept {
-  using vec = wide<T, Arch>;
-  constexpr std::size_t L = vec::lanes;
-  constexpr std::size_t N2 = N / (2 * L) * (2 * L), NL = N / L * L;
-  for (std::size_t m = 0; m < M; ++m) {
-    const T* y = Y + m * N;
-    vec a0 = vec::zero(), a1 = vec::zero();
-    for (std::size_t n = 0; n < N2; n += 2 * L) {
-      a0.add(vec::load(y + n));
-      a1.add(vec::load(y + n + L));
+  if constexpr (!vectorised<T, Arch>) {  // no vectors of T (double on armv7): the reference
+    reference::row_sum(M, N, Y, out, accumulate);
+  } else {
+    using vec = wide<T, Arch>;
+    constexpr std::size_t L = vec::lanes;
+    constexpr std::size_t N2 = N / (2 * L) * (2 * L), NL = N / L * L;
+    for (std::size_t m = 0; m < M; ++m) {
+      const T* y = Y + m * N;
+      vec a0 = vec::zero(), a1 = vec::zero();
+      for (std::size_t n = 0; n < N2; n += 2 * L) {
+        a0.add(vec::load(y + n));
+        a1.add(vec::load(y + n + L));
+      }
+      if constexpr (NL > N2) a0.add(vec::load(y + N2));
+      a0.add(a1);
+      T s = a0.sum();
+      for (std::size_t n = NL; n < N; ++n) s += y[n];
+      out[m] = accumulate ? out[m] + s : s;
     }
-    if constexpr (NL > N2) a0.add(vec::load(y + N2));
-    a0.add(a1);
-    T s = a0.sum();
-    for (std::size_t n = NL; n < N; ++n) s += y[n];
-    out[m] = accumulate ? out[m] + s : s;
   }
 }
 

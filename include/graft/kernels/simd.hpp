@@ -22,6 +22,16 @@
 GRAFT_BEGIN_NAMESPACE
 namespace kernels {
 
+/// Whether Arch has vectors of T: float and double, except double on armv7, whose NEON has none
+/// (xsimd 8.1: batch<double, neon>::size is 0). Where not, every kernel runs its scalar reference
+/// (kernels/reference.hpp), which gives the same bits as the vector code.
+template <class T, class Arch = xsimd::default_arch> inline constexpr bool vectorised = [] {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>)
+    return xsimd::batch<T, Arch>::size > 0;
+  else
+    return false;
+}();
+
 /// a*b + c lane by lane, rounded once where the target has FMA (GRAFT_HAS_FMA), else twice; bitwise
 /// math::fmadd on each lane.
 template <class T, class Arch>

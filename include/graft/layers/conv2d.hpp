@@ -164,7 +164,7 @@ class conv2d_layer {
   // vector paths, not slow scalar ones, and so that the padded length, and with it every sum's
   // order, is the same on every vector width. The padding columns hold zeros.
   static constexpr std::size_t simd_width = kernels::simd_width<T>;
-  static constexpr std::size_t row_lanes = simd_width > 1 ? 64 / sizeof(T) : 1;
+  static constexpr std::size_t row_lanes = std::is_floating_point_v<T> ? 64 / sizeof(T) : 1;
   static constexpr std::size_t HWOP = (HWO + row_lanes - 1) / row_lanes * row_lanes;
   static constexpr bool padded = HWOP != HWO;
   // With F a multiple of 16 floats (8 doubles), the weight gradient is computed transposed, as
@@ -172,7 +172,7 @@ class conv2d_layer {
   // the FMA peak than gemm_nt_dots's dot products (no reductions); dy is transposed per sample and
   // dW^T once per call. Otherwise (conv1's F = 6) gemm_nt_dots. The two sum in different orders:
   // the choice depends on F and the scalar type only, never on the vector width.
-  static constexpr bool transposed_weight_grad = simd_width > 1 && F % row_lanes == 0;
+  static constexpr bool transposed_weight_grad = row_lanes > 1 && F % row_lanes == 0;
   static T* dyt_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[transposed_weight_grad ? HWOP * F : 1];
     return buffer;

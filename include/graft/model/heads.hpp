@@ -74,13 +74,13 @@ template <std::size_t N, class Init, class Loss, std::size_t Classes> struct den
 template <std::size_t N, class Init = init::pytorch> struct classifier
     : dense_head<N, Init, softmax_cross_entropy<N>, N> {
   static_assert(N >= 2, "graft: classifier<N> needs at least 2 classes");
-  static std::string name() { return "classifier<" + std::to_string(N) + ">"; }
+  static std::string name() { return std::string("classifier<") + std::to_string(N) + ">"; }
 };
 
 /// N-output regressor head: dense<N>, mean squared error loss.
 template <std::size_t N, class Init = init::pytorch> struct regressor
     : dense_head<N, Init, mean_squared_error<N>, 0> {
-  static std::string name() { return "regressor<" + std::to_string(N) + ">"; }
+  static std::string name() { return std::string("regressor<") + std::to_string(N) + ">"; }
 };
 
 template <class H>

@@ -23,6 +23,7 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,13 @@ checkpoint_data<Tr> read_checkpoint(const std::string& path, const run_position&
   if (c.pos.step > c.pos.total_steps)
     throw fail(pos_at + 24, "at most " + std::to_string(c.pos.total_steps) + " completed steps",
                std::to_string(c.pos.step));
+  if (c.pos.epoch_rows > c.pos.dataset_size)
+    throw fail(pos_at + 40, "at most " + std::to_string(c.pos.dataset_size) + " epoch rows",
+               std::to_string(c.pos.epoch_rows));
+  if constexpr (sizeof(std::size_t) < sizeof(std::uint64_t))  // 32-bit targets
+    if (c.pos.samples > std::numeric_limits<std::size_t>::max())
+      throw fail(pos_at + 48, "a sample count below 2^" + std::to_string(8 * sizeof(std::size_t)),
+                 std::to_string(c.pos.samples));
   const auto layers = u64("the layer count");
   if (layers != Tr::L)
     throw fail(at - 8, std::to_string(Tr::L) + " layers", std::to_string(layers));

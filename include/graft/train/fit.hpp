@@ -89,9 +89,9 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) 
   cache.fill(*t, ds, targets.data());
 
   train_report rep;
-  std::size_t step = pos.step;
+  std::size_t step = static_cast<std::size_t>(pos.step);
   rep.resumed_from = step;
-  rep.samples = pos.samples;
+  rep.samples = static_cast<std::size_t>(pos.samples);
   divergence_watch<T> watch;
   if constexpr (guarded) watch.start(option_or(divergence_guard{}, options...), net);
   std::vector<std::size_t> order(n);
@@ -102,7 +102,7 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) 
     // a run resumed in the middle of an epoch continues that epoch's order and its loss sums
     const bool resumed_epoch = pos.step % per_epoch != 0 && e == pos.step / per_epoch;
     double epoch_loss = resumed_epoch ? pos.epoch_loss : 0.0;
-    std::size_t epoch_rows = resumed_epoch ? pos.epoch_rows : 0;
+    std::size_t epoch_rows = resumed_epoch ? static_cast<std::size_t>(pos.epoch_rows) : 0;
     for (std::size_t b = resumed_epoch ? step % per_epoch : 0; b < per_epoch && step < total; ++b) {
       const std::size_t rows = std::min(B, n - b * B);
       cache.load(*t, ds, order.data() + b * B, rows, targets.data());
