@@ -74,10 +74,16 @@ TEST_CASE_TEMPLATE("cos(pi x) is within 2 ulp of 1 of libm's over several period
   double worst = 0;
   for (int i = 0; i <= 400000; ++i) {
     const auto x = static_cast<T>(-4.0 + 8.0 * i / 400000);
-    const long double exact = std::cos(pi * static_cast<long double>(x));
+    // the reference's argument: x reduced exactly to [-1, 1] first, so that rounding pi * x costs
+    // the reference little even where long double is double (armv7)
+    const long double r =
+        static_cast<long double>(x) - 2.0L * std::round(static_cast<long double>(x) / 2);
+    const long double exact = std::cos(pi * r);
     worst = std::max(worst, static_cast<double>(std::abs(math::cospi(x) - exact) / unit));
   }
-  CHECK(worst <= 2.0);
+  // within 2 units of 2^-53 (double) against a long double reference; where long double is
+  // double, the reference's own rounding of pi * r (up to 1.6 units) adds to that
+  CHECK(worst <= (sizeof(long double) > sizeof(double) || sizeof(T) == 4 ? 2.0 : 4.0));
   CHECK(math::cospi(T(0)) == T(1));
   CHECK(math::cospi(T(1)) == T(-1));
   CHECK(math::cospi(T(0.5)) == T(0));

@@ -128,7 +128,18 @@ void copy(std::size_t n, const T* src, T* dst) noexcept {
       return;
     }
   }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+  // g++ 12 on 32-bit targets (armv7) turns this loop into memcpy and, inlined into a caller, warns
+  // that n * sizeof(T) "exceeds maximum object size" and overlaps itself for an n it cannot bound
+  // (false positives: src and dst do not overlap, n is the caller's count)
+#pragma GCC diagnostic ignored "-Wstringop-overflow"
+#pragma GCC diagnostic ignored "-Wrestrict"
+#endif
   for (std::size_t i = 0; i < n; ++i) dst[i] = src[i];
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 }
 
 /// dst[i] += src[i] for i < n: whole vectors, then a scalar tail (the same sum either way).
