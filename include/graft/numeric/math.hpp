@@ -11,8 +11,9 @@
 //                   target with FMA therefore computes the same bits; the error is within 2 ulp of
 //                   the exact value (tests/test_kernels.cpp checks against libm on a sweep).
 //
-// Light: <bit>, <cmath> (floor, fma, isnan), <cstdint>, <limits>, <type_traits>.
+// Light: <array>, <bit>, <cmath> (floor, fma, isnan), <cstdint>, <limits>, <type_traits>.
 #pragma once
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -68,10 +69,25 @@ template <class T> inline T pow2(int k) noexcept {
 }
 
 // p0 + x*(p1 + x*(p2 + ...)): Horner by fmadd, coefficients from the highest degree down.
-template <class T, std::size_t N> inline T horner(T x, const T (&c)[N]) noexcept {
+template <class T, std::size_t N> inline T horner(T x, const std::array<T, N>& c) noexcept {
   T p = c[0];
   for (std::size_t i = 1; i < N; ++i) p = fmadd(p, x, c[i]);
   return p;
+}
+
+// Taylor coefficients +-1/k! for k = Hi, Hi - Step, ..., Lo (highest first), with the sign
+// (-1)^(k / Step) when Alternate. k! is exact in T for the k used here (double up to 22!, float up
+// to 13!), so each coefficient is T(1) / T(k!) rounded once: the same constant on every platform.
+template <class T, int Hi, int Lo, int Step = 1, bool Alternate = false>
+constexpr std::array<T, (Hi - Lo) / Step + 1> taylor() noexcept {
+  std::array<T, (Hi - Lo) / Step + 1> c{};
+  for (int k = Hi, i = 0; k >= Lo; k -= Step, ++i) {
+    T f = T(1);
+    for (int j = 2; j <= k; ++j) f *= static_cast<T>(j);
+    const bool negative = Alternate && (k / Step) % 2 == 1;
+    c[static_cast<std::size_t>(i)] = negative ? -(T(1) / f) : T(1) / f;
+  }
+  return c;
 }
 }  // namespace detail
 
@@ -89,24 +105,10 @@ template <class T> inline T exp(T x) noexcept {
   r = fmadd(-k, ft::ln2_lo, r);
   T p;
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr float c[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24,
-                                  1.0f / 6,    0.5f,       1.0f,       1.0f};
+    static constexpr auto c = detail::taylor<float, 7, 0>();
     p = detail::horner(r, c);
   } else {
-    static constexpr double c[] = {1.0 / 6227020800.0,
-                                   1.0 / 479001600.0,
-                                   1.0 / 39916800.0,
-                                   1.0 / 3628800.0,
-                                   1.0 / 362880.0,
-                                   1.0 / 40320.0,
-                                   1.0 / 5040.0,
-                                   1.0 / 720.0,
-                                   1.0 / 120.0,
-                                   1.0 / 24.0,
-                                   1.0 / 6.0,
-                                   0.5,
-                                   1.0,
-                                   1.0};
+    static constexpr auto c = detail::taylor<double, 13, 0>();
     p = detail::horner(r, c);
   }
   const int ki = static_cast<int>(k);
@@ -121,27 +123,10 @@ template <class T> inline T expm1(T x) noexcept {
   if (!(x > T(-0.5) && x < T(0.5))) return std::isnan(x) ? x : exp(x) - T(1);
   T q;
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr float c[] = {1.0f / 3628800, 1.0f / 362880, 1.0f / 40320,
-                                  1.0f / 5040,    1.0f / 720,    1.0f / 120,
-                                  1.0f / 24,      1.0f / 6,      0.5f};
+    static constexpr auto c = detail::taylor<float, 10, 2>();  // 1/(j+2)!
     q = detail::horner(x, c);
   } else {
-    static constexpr double c[] = {1.0 / 355687428096000.0,
-                                   1.0 / 20922789888000.0,
-                                   1.0 / 1307674368000.0,
-                                   1.0 / 87178291200.0,
-                                   1.0 / 6227020800.0,
-                                   1.0 / 479001600.0,
-                                   1.0 / 39916800.0,
-                                   1.0 / 3628800.0,
-                                   1.0 / 362880.0,
-                                   1.0 / 40320.0,
-                                   1.0 / 5040.0,
-                                   1.0 / 720.0,
-                                   1.0 / 120.0,
-                                   1.0 / 24.0,
-                                   1.0 / 6.0,
-                                   0.5};
+    static constexpr auto c = detail::taylor<double, 17, 2>();  // 1/(j+2)!
     q = detail::horner(x, c);
   }
   return fmadd(x, x * q, x);
@@ -175,11 +160,12 @@ template <class T> inline T log(T x) noexcept {
   const T z = s * s;
   T r;
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr float c[] = {2.0f / 11, 2.0f / 9, 2.0f / 7, 2.0f / 5, 2.0f / 3};
+    static constexpr std::array<float, 5> c = {2.0f / 11, 2.0f / 9, 2.0f / 7, 2.0f / 5, 2.0f / 3};
     r = detail::horner(z, c);
   } else {
-    static constexpr double c[] = {2.0 / 23, 2.0 / 21, 2.0 / 19, 2.0 / 17, 2.0 / 15, 2.0 / 13,
-                                   2.0 / 11, 2.0 / 9,  2.0 / 7,  2.0 / 5,  2.0 / 3};
+    static constexpr std::array<double, 11> c = {2.0 / 23, 2.0 / 21, 2.0 / 19, 2.0 / 17,
+                                                 2.0 / 15, 2.0 / 13, 2.0 / 11, 2.0 / 9,
+                                                 2.0 / 7,  2.0 / 5,  2.0 / 3};
     r = detail::horner(z, c);
   }
   // log m = 2s + s z r(z), with f - (f - 2s) regrouped as f - s f (2s = f - s f exactly in reals)
@@ -216,20 +202,10 @@ template <class T> inline T cospi_core(T y) noexcept {
   const T t = y * T(3.14159265358979323846);
   const T t2 = t * t;
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr float c[] = {-1.0f / 3628800, 1.0f / 40320, -1.0f / 720,
-                                  1.0f / 24,       -0.5f,        1.0f};
+    static constexpr auto c = detail::taylor<float, 10, 0, 2, true>();
     return horner(t2, c);
   } else {
-    static constexpr double c[] = {-1.0 / 6402373705728000.0,
-                                   1.0 / 20922789888000.0,
-                                   -1.0 / 87178291200.0,
-                                   1.0 / 479001600.0,
-                                   -1.0 / 3628800.0,
-                                   1.0 / 40320.0,
-                                   -1.0 / 720.0,
-                                   1.0 / 24.0,
-                                   -0.5,
-                                   1.0};
+    static constexpr auto c = detail::taylor<double, 18, 0, 2, true>();
     return horner(t2, c);
   }
 }
@@ -237,18 +213,10 @@ template <class T> inline T sinpi_core(T y) noexcept {
   const T t = y * T(3.14159265358979323846);
   const T t2 = t * t;
   if constexpr (std::is_same_v<T, float>) {
-    static constexpr float c[] = {1.0f / 362880, -1.0f / 5040, 1.0f / 120, -1.0f / 6};
+    static constexpr auto c = detail::taylor<float, 9, 3, 2, true>();
     return fmadd(t * t2, horner(t2, c), t);
   } else {
-    static constexpr double c[] = {-1.0 / 121645100408832000.0,
-                                   1.0 / 355687428096000.0,
-                                   -1.0 / 1307674368000.0,
-                                   1.0 / 6227020800.0,
-                                   -1.0 / 39916800.0,
-                                   1.0 / 362880.0,
-                                   -1.0 / 5040.0,
-                                   1.0 / 120.0,
-                                   -1.0 / 6.0};
+    static constexpr auto c = detail::taylor<double, 19, 3, 2, true>();
     return fmadd(t * t2, horner(t2, c), t);
   }
 }
