@@ -27,14 +27,19 @@ namespace detail {
 // of N outputs comes from 2N consecutive inputs of two rows, split into even and odd columns by
 // lane permutations. The window's elements are visited in the scalar order (row 0: left, right;
 // row 1: left, right) with the same rule, so the picked element is the scalar one, bit for bit.
-// Rows of fewer than one vector of Arch's outputs take SSE vectors (half as wide). Only for an
-// Arch derived from xsimd::avx2 (xsimd 8's AVX-512 architectures derive from generic, not avx2:
-// there the scalar loops run).
+// Rows of fewer than one vector of Arch's outputs take SSE vectors (half as wide). For an Arch
+// derived from xsimd::avx2; on AVX-512 (xsimd 8's AVX-512 architectures derive from generic, not
+// avx2, and its permutations here are AVX2's) with AVX2 vectors, which every AVX-512 CPU has:
+// before, the scalar loops ran there.
 #if XSIMD_WITH_AVX2
-template <class T, class Arch> inline constexpr bool max_pool2_simd =
-    (std::is_same_v<T, float> || std::is_same_v<T, double>)&&std::is_base_of_v<xsimd::avx2, Arch>;
+template <class T, class Arch>
+inline constexpr bool max_pool2_simd = (std::is_same_v<T, float> || std::is_same_v<T, double>)&&(
+    std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512f, Arch>);
+template <class Arch> using max_pool2_base =
+    std::conditional_t<std::is_base_of_v<xsimd::avx2, Arch>, Arch, xsimd::avx2>;
 template <class T, std::size_t WO, class Arch> using max_pool2_arch =
-    std::conditional_t<(WO >= xsimd::batch<T, Arch>::size), Arch, xsimd::sse4_2>;
+    std::conditional_t<(WO >= xsimd::batch<T, max_pool2_base<Arch>>::size), max_pool2_base<Arch>,
+                       xsimd::sse4_2>;
 #else
 template <class T, class Arch> inline constexpr bool max_pool2_simd = false;
 template <class T, std::size_t WO, class Arch> using max_pool2_arch = Arch;
