@@ -6,6 +6,7 @@
 #
 #   tools/bench_ab.sh OLD NEW [ISA...]      (ISA: -march values; default: native x86-64-v3)
 #   ROUNDS=5 FILTER='^(W1_train_step_batch64|W3_lenet_train_step_batch64)$' tools/bench_ab.sh ...
+#   CLOCK=cpu tools/bench_ab.sh ...         (CPU time of the benchmark thread; default: real time)
 #
 # Example: the cost of issue 12's fixed summation order, tools/bench_ab.sh 033f20c 4b94499.
 set -euo pipefail
@@ -16,6 +17,9 @@ shift 2
 isas=("$@")
 [ ${#isas[@]} -gt 0 ] || isas=(native x86-64-v3)
 rounds="${ROUNDS:-5}"
+clock="${CLOCK:-real}"
+column=3 # Google Benchmark's CSV: name, iterations, real_time, cpu_time
+[ "$clock" = cpu ] && column=4
 filter="${FILTER:-^(W1_train_step_batch64|W2_inference_batch256|W3_lenet_train_step_batch64)$}"
 work="$here/build/ab"
 mkdir -p "$work"
@@ -31,7 +35,7 @@ for c in "$old" "$new"; do
   done
 done
 
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $rounds rounds"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $rounds rounds; $clock time"
 results="$work/results.txt"
 : >"$results"
 for ((r = 1; r <= rounds; r++)); do
@@ -39,7 +43,7 @@ for ((r = 1; r <= rounds; r++)); do
     for c in "$old" "$new"; do
       "$work/src-$c/build-$isa/bench/bench_mlp" --benchmark_filter="$filter" \
         --benchmark_min_time=1 --benchmark_format=csv 2>/dev/null | grep -v '^name' |
-        awk -F, -v c="$c" -v isa="$isa" '{gsub(/"/, "", $1); print isa, $1, c, $3}' >>"$results"
+        awk -F, -v c="$c" -v isa="$isa" -v col="$column" '{gsub(/"/, "", $1); print isa, $1, c, $col}' >>"$results"
     done
   done
 done

@@ -13,6 +13,7 @@
 #pragma once
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include <xsimd/xsimd.hpp>
 
@@ -134,6 +135,26 @@ inline void direct_block(const T* xp, const T* w, const T* b, std::size_t f0, st
 }
 }  // namespace detail
 
+namespace detail {
+// The vectors conv_direct uses for output rows of WO: Arch's, or on AVX-512 with rows shorter than
+// two of its vectors (LeNet's 28 < 2 x 16 floats) AVX2's, which every AVX-512 CPU has (the same
+// sums either way: one fmadd chain per output).
+#if XSIMD_WITH_AVX512F && XSIMD_WITH_FMA3_AVX2
+template <class T, std::size_t WO, class Arch> using direct_arch =
+    std::conditional_t<std::is_base_of_v<xsimd::avx512f, Arch> && (WO < 2 * simd_width<T, Arch>),
+                       xsimd::fma3<xsimd::avx2>, Arch>;
+#else
+template <class T, std::size_t WO, class Arch> using direct_arch = Arch;
+#endif
+}  // namespace detail
+
+/// Whether conv_direct takes rows of WO outputs: at least two of its vectors of T.
+template <class T, std::size_t WO, class Arch = xsimd::default_arch>
+inline constexpr bool conv_direct_fits = [] {
+  constexpr std::size_t V = simd_width<T, detail::direct_arch<T, WO, Arch>>;
+  return V > 1 && WO >= 2 * V;
+}();
+
 /// y[f][oy][ox] = Epi(b[f] + sum over (c, ky, kx) of w[f][(c * K + ky) * K + kx] *
 /// x[c][oy + ky - P][ox + kx - P]) (stride 1; zero outside the image; no bias when b is null),
 /// for the F filters of one image, by FMAs in that order: the sums of gemm_bcast<HWOP, Epi> on
@@ -144,11 +165,12 @@ inline void direct_block(const T* xp, const T* w, const T* b, std::size_t f0, st
 /// straight from its rows, each times a broadcast weight; blocks of up to 6 filters x 2 vectors of
 /// one output row (12 accumulators). A row not a multiple of 2 vectors ends with a block
 /// overlapping the previous one (the overlapped outputs are computed twice, identically); rows need
-/// at least 2.
+/// at least 2 (conv_direct_fits). The vectors are Arch's, or AVX2's on AVX-512 for short rows.
 template <std::size_t C, std::size_t H, std::size_t W, std::size_t F, std::size_t K, std::size_t P,
-          class Epi = identity, class Arch = xsimd::default_arch, class T>
+          class Epi = identity, class NativeArch = xsimd::default_arch, class T>
 void conv_direct(const T* x, const T* w, const T* b, T* xp, T* y) noexcept {
   using g = detail::conv_geometry<H, W, K, 1, P>;
+  using Arch = detail::direct_arch<T, g::WO, NativeArch>;
   constexpr std::size_t HP = H + 2 * P, WP = W + 2 * P, V2 = 2 * xsimd::batch<T, Arch>::size;
   static_assert(g::WO >= V2, "graft: conv_direct needs output rows of at least two vectors");
   for (std::size_t c = 0; c < C; ++c)

@@ -89,9 +89,9 @@ class conv2d_layer {
       if constexpr (direct) {
         T* xp = image_buffer();
         for (std::size_t r = begin; r < end; ++r)
-          kernels::conv_direct<C, H, W, F, K, P, Epi, direct_arch>(
-              x + r * input_shape::size, weight.data(), Bias ? bias.data() : nullptr, xp,
-              y + r * output_shape::size);
+          kernels::conv_direct<C, H, W, F, K, P, Epi>(x + r * input_shape::size, weight.data(),
+                                                      Bias ? bias.data() : nullptr, xp,
+                                                      y + r * output_shape::size);
       } else {
         T* col = col_buffer();
         T* pad = pad_buffer();
@@ -185,17 +185,7 @@ class conv2d_layer {
   // Direct forward convolution (stride 1, rows of at least two SIMD vectors, few filters: conv1
   // of LeNet; kernels::conv_direct): no im2col matrix, the same values bit for bit. Its image
   // buffer has a zero border, written once per thread (only the inside is written per image).
-  // Its vectors: the target's, or on AVX-512 with rows shorter than two of its vectors (LeNet's
-  // 28), AVX2's, which every AVX-512 CPU has (the same sums: one fmadd chain per output).
-#if XSIMD_WITH_AVX512F && XSIMD_WITH_FMA3_AVX2
-  using direct_arch = std::conditional_t<(WO < 2 * simd_width) &&
-                                             std::is_base_of_v<xsimd::avx512f, xsimd::default_arch>,
-                                         xsimd::fma3<xsimd::avx2>, xsimd::default_arch>;
-#else
-  using direct_arch = xsimd::default_arch;
-#endif
-  static constexpr std::size_t direct_width = kernels::simd_width<T, direct_arch>;
-  static constexpr bool direct = S == 1 && direct_width > 1 && WO >= 2 * direct_width&& F <= 12;
+  static constexpr bool direct = S == 1 && kernels::conv_direct_fits<T, WO> && F <= 12;
   static constexpr std::size_t HP = H + 2 * P, WP = W + 2 * P;
   static T* image_buffer() noexcept {
     alignas(buffer_alignment) static thread_local T buffer[direct ? C * HP * WP : 1];
