@@ -112,6 +112,8 @@ void BM_W5_gemm(benchmark::State& state) {
 BENCHMARK(BM_W5_gemm<64, 784, 256, 1>)->Name("W5_gemm_64x784x256");
 BENCHMARK(BM_W5_gemm<64, 256, 128, 1>)->Name("W5_gemm_64x256x128");
 BENCHMARK(BM_W5_gemm<1, 784, 256, 1>)->Name("W5_gemm_1x784x256");
+BENCHMARK(BM_W5_gemm<256, 784, 256, 1>)->Name("W5_gemm_256x784x256");
+BENCHMARK(BM_W5_gemm<64, 128, 10, 1>)->Name("W5_gemm_64x128x10");
 BENCHMARK(BM_W5_gemm<64, 784, 256, 2>)->Name("W5_gemm_64x784x256_threads2");
 
 // The two backward products of a dense layer: dX = dY W^T and dW = X^T dY.

@@ -69,7 +69,9 @@ constexpr std::size_t sizes[] = {1, 2, 3, 17, 63, 65, 257};
 
 template <class T, std::size_t N> void gemm_cases() {
   for (std::size_t M : sizes)
-    for (std::size_t K : {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{65}}) {
+    // K = 300: more than one cache block of B (block_depth) on every vector width
+    for (std::size_t K :
+         {std::size_t{1}, std::size_t{7}, std::size_t{64}, std::size_t{65}, std::size_t{300}}) {
       CAPTURE(M);
       CAPTURE(K);
       CAPTURE(N);
@@ -161,6 +163,7 @@ TEST_CASE_TEMPLATE("gemm_bcast and column_sum match the reference", T, float, do
   gemm_cases<T, 1>();
   gemm_cases<T, 120>();  // one or two rows: the single-vector columns together
   gemm_cases<T, 3>();
+  gemm_cases<T, 10>();  // a classifier's outputs: fewer columns than an AVX-512 vector of floats
   gemm_cases<T, 16>();
   gemm_cases<T, 17>();
   gemm_cases<T, 63>();

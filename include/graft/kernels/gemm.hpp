@@ -71,13 +71,20 @@ inline void bcast_panel(std::size_t P, const T* A, std::size_t rs, std::size_t c
     for (std::size_t v = 0; v < V; ++v) acc[r][v].store_unaligned(C + r * LDC + n + v * W);
 }
 
-// Every row of C in blocks of R rows (R = 6, 3 or 1 by the strip's width; a remainder gets its
-// own instantiation) for the column strip [n, n + V*W).
+// Rows of a register block for a strip of V vectors: accumulators take 3/4 of the vector registers
+// (12 of AVX2's 16, 24 of AVX-512's and AArch64's 32), the rest hold B's vectors and A's broadcast.
+// A strip of one or two vectors gets 6 rows (12 with 32 registers), of three or four half that.
+template <std::size_t V, class Arch>
+inline constexpr std::size_t block_rows = V <= 2 ? vector_registers<Arch> * 3 / 8
+                                                 : (V <= 4 ? vector_registers<Arch> * 3 / 16 : 1);
+
+// Every row of C in blocks of R rows (block_rows; a remainder gets its own instantiation) for the
+// column strip [n, n + V*W).
 template <std::size_t V, std::size_t LDB, std::size_t LDC, class Epi, class Arch, class T>
 inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                         const T* B, T* C, std::size_t n, bool accumulate,
                         bool finish = true) noexcept {
-  constexpr std::size_t R = V <= 2 ? 6 : (V <= 4 ? 3 : 1);  // at most 12 accumulators
+  constexpr std::size_t R = block_rows<V, Arch>;
   std::size_t i = 0;
   for (; i + R <= I; i += R)
     bcast_panel<R, V, LDB, LDC, Epi, Arch>(P, A + i * rs, rs, cs, B, C + i * LDC, n, accumulate,
@@ -93,6 +100,42 @@ inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs
      ...);
   }
   (std::make_index_sequence<R - 1>{});
+}
+
+// How many rows of B one cache block holds: the strip of B being multiplied (kc rows of V vectors)
+// takes 16 KiB, half of a 32 KiB L1, while every row block passes over it.
+template <std::size_t V, class Arch, class T>
+inline constexpr std::size_t block_depth = 16384 / (V * xsimd::batch<T, Arch>::size * sizeof(T));
+
+// The last columns [N1, N) of C, fewer than a vector (all of them where N < W: a classifier's 10
+// outputs on AVX-512): B's tail columns copied into a buffer one vector wide, padded with zeros,
+// and multiplied by the vector kernel into a small block of rows, whose first N - N1 lanes are
+// copied out. Each element gets the same fmadd chain over p as everywhere else (the padding lanes
+// are discarded), at vector speed instead of one scalar chain at a time.
+template <std::size_t N, class Epi, class Arch, class T>
+inline void bcast_tail(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
+                       const T* B, T* C, bool accumulate, bool finish) noexcept {
+  constexpr std::size_t W = xsimd::batch<T, Arch>::size;
+  constexpr std::size_t N1 = N / W * W, t = N - N1;
+  constexpr std::size_t R = block_rows<1, Arch>;
+  constexpr std::size_t KC = block_depth<1, Arch, T>;
+  alignas(buffer_alignment) T bt[KC * W];
+  alignas(buffer_alignment) T ct[R * W];
+  for (std::size_t p0 = 0; p0 < P; p0 += KC) {
+    const std::size_t kc = P - p0 < KC ? P - p0 : KC;
+    const bool acc = accumulate || p0 > 0, last = finish && p0 + kc == P;
+    for (std::size_t p = 0; p < kc; ++p)
+      for (std::size_t j = 0; j < W; ++j) bt[p * W + j] = j < t ? B[(p0 + p) * N + N1 + j] : T(0);
+    for (std::size_t i = 0; i < I; i += R) {
+      const std::size_t rows = I - i < R ? I - i : R;
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t j = 0; j < W; ++j)
+          ct[r * W + j] = acc && j < t ? C[(i + r) * N + N1 + j] : T(0);
+      bcast_strip<1, W, W, Epi, Arch>(rows, kc, A + i * rs + p0 * cs, rs, cs, bt, ct, 0, acc, last);
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t j = 0; j < t; ++j) C[(i + r) * N + N1 + j] = ct[r * W + j];
+    }
+  }
 }
 
 // Columns of one block of P: strips [s0, s1) of V vectors; with tails, also the columns after
@@ -118,13 +161,7 @@ inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs
   else
     for (std::size_t n = NV; n < N1; n += W)
       bcast_strip<1, N, N, Epi, Arch>(I, P, A, rs, cs, B, C, n, accumulate, finish);
-  if constexpr (N > N1)
-    for (std::size_t i = 0; i < I; ++i)
-      for (std::size_t n = N1; n < N; ++n) {
-        T s = accumulate ? C[i * N + n] : T(0);
-        for (std::size_t p = 0; p < P; ++p) s = math::fmadd(A[i * rs + p * cs], B[p * N + n], s);
-        C[i * N + n] = finish ? Epi{}(s) : s;
-      }
+  if constexpr (N > N1) bcast_tail<N, Epi, Arch>(I, P, A, rs, cs, B, C, accumulate, finish);
 }
 
 // Work (multiply-adds) below which a kernel stays on one thread.
@@ -197,10 +234,12 @@ inline void gemv_rows(std::size_t P, const T* a, std::size_t cs, const T* B, T* 
 /// C[i][n] = epi(C0[i][n] + sum_p A[i*rs + p*cs] * B[p*N + n])  for i < I, n < N, where C0 is
 /// C's values (accumulate) or 0.
 ///
-/// Register blocking: 6 rows x 2 vectors (12 accumulators). Cache blocking: P is cut into blocks
-/// of 256 so that the strip of B being multiplied (256 x 2 vectors, 16 KiB in float) stays in L1
-/// while every row block passes over it; the epilogue runs on the last block's sums, in
-/// registers. One row (batch-1 inference, bound by reading B) streams B in storage order
+/// Register blocking from the target (detail::block_rows): 6 rows x 2 vectors (12 accumulators)
+/// with 16 vector registers (AVX2), 12 x 2 with 32 (AVX-512, AArch64). Cache blocking: P is cut
+/// into blocks (detail::block_depth: 256 on AVX2, 128 on AVX-512, in float) so that the strip of
+/// B being multiplied (16 KiB) stays in L1 while every row block passes over it; the epilogue runs
+/// on the last block's sums, in registers. Columns past the last whole vector go through a
+/// zero-padded one-vector copy of B's tail (detail::bcast_tail), not scalar chains. One row (batch-1 inference, bound by reading B) streams B in storage order
 /// (detail::gemv_rows); two rows take strips of 4 vectors. With threads (GRAFT_OPENMP), large
 /// products split their column strips between threads.
 template <std::size_t N, class Epi = identity, class Arch = xsimd::default_arch, class T>
@@ -232,7 +271,7 @@ void gemm_bcast(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::s
     if (I == 2)
       run.template operator()<4>(P);
     else
-      run.template operator()<2>(256);
+      run.template operator()<2>(detail::block_depth<2, Arch, T>);
   }
 }
 

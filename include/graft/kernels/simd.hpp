@@ -32,6 +32,19 @@ template <class T, class Arch = xsimd::default_arch> inline constexpr bool vecto
     return false;
 }();
 
+/// The vector registers Arch has: 32 on AVX-512 and AArch64's NEON, 16 on SSE, AVX, AVX2 and
+/// armv7's NEON. Register blocks of the kernels are derived from it (and the vector width).
+template <class Arch> inline constexpr std::size_t vector_registers = [] {
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>)
+    return std::size_t{32};
+#if XSIMD_WITH_NEON64
+  else if constexpr (std::is_base_of_v<xsimd::neon64, Arch>)
+    return std::size_t{32};
+#endif
+  else
+    return std::size_t{16};
+}();
+
 /// a*b + c lane by lane, rounded once where the target has FMA (GRAFT_HAS_FMA), else twice; bitwise
 /// math::fmadd on each lane.
 template <class T, class Arch>
