@@ -26,6 +26,10 @@ Fair to the peers, and robust to a machine whose speed drifts:
 - W5_fma_peak (graft's FMA-peak benchmark, native vectors, enough independent chains for two FMA
   ports) is the single-core peak; a warning line is printed if any GEMM of the run exceeds it.
 
+graft's side comes from bench_mlp (W1-W5) and bench_cnn (W6, the small ResNet with batch norm,
+which only LibTorch has among the peers); each graft run runs the benchmarks of a round from the
+programs that have them, one after the other.
+
 Ratios are graft's speed over the peer's (> 1: graft is faster). Also measures, for the minimal
 batch-1 inference programs, the compile time (best of two runs of the compile command from
 compile_commands.json) and the stripped size.
@@ -48,7 +52,12 @@ WORKLOADS = [
     ("W3_lenet_train_step_batch64", "W3 LeNet training step, batch 64", "rate"),
     ("W3_lenet_inference_batch1", "W3 LeNet inference, batch 1", "latency"),
     ("W4_finetune_frozen2_batch64", "W4 fine-tune, 2 layers frozen", "rate"),
+    ("W6_resnet_train_step_batch64", "W6 ResNet training step, batch 64", "rate"),
+    ("W6_resnet_inference_batch1", "W6 ResNet inference, batch 1", "latency"),
 ]
+# graft's benchmark programs in the build's bench/ directory; a benchmark name is run by the first
+# program that has it (bench_mlp: W1-W5; bench_cnn: W6)
+GRAFT_PROGRAMS = ["bench_mlp", "bench_cnn"]
 # graft-only variants compared with a peer's workload: (graft's benchmark, the peer's, label)
 VARIANTS = [
     ("W4_finetune_frozen2_cached_batch64", "W4_finetune_frozen2_batch64",
@@ -283,7 +292,8 @@ def main():
     ap.add_argument("--out")
     a = ap.parse_args()
     bench = os.path.join(a.build, "bench")
-    graft_exe = os.path.join(bench, "bench_mlp")
+    graft_exes = [os.path.join(bench, p) for p in GRAFT_PROGRAMS]
+    graft_exe = graft_exes[0]
 
     cpu = cpuinfo()
     load_start = loadavg()
@@ -324,7 +334,14 @@ def main():
     # What each program has, and which peers run OpenBLAS (their stderr names the core).
     if not os.path.exists(graft_exe):
         sys.exit(f"{graft_exe} not found: build the release preset first")
-    graft_names, _ = list_benchmarks(graft_exe, graft_env)
+    graft_program = {}  # benchmark name -> the graft program that runs it
+    for exe in graft_exes:
+        if not os.path.exists(exe):
+            note(f"WARNING: {exe} not found: its workloads have no graft figures")
+            continue
+        for n in list_benchmarks(exe, graft_env)[0]:
+            graft_program.setdefault(n, exe)
+    graft_names = list(graft_program)
     wanted = {n for n, _, _ in WORKLOADS} | {p for _, p, _ in GEMMS if p}
     peers = []  # (key, label, exe, names, uses_openblas)
     for key, label in PEERS:
@@ -355,6 +372,22 @@ def main():
     pairs = {}
     contexts = {}
     failures = []
+
+    def run_graft(names):
+        """graft's benchmarks `names`: one run of each graft program that has some of them, one
+        after the other; the merged results (a program that fails is left out and reported)."""
+        res = {}
+        for exe in graft_exes:
+            mine = [n for n in names if graft_program.get(n) == exe]
+            if not mine:
+                continue
+            try:
+                res.update(run_bench(exe, mine, graft_env, a.min_time)[1])
+            except RuntimeError as e:
+                failures.append(str(e))
+                log(f"WARNING: {e}")
+        return res
+
     for r in range(a.rounds):
         log(f"round {r + 1}/{a.rounds} (load average {loadavg()})")
         order = peers if r % 2 == 0 else list(reversed(peers))
@@ -369,7 +402,7 @@ def main():
                 try:
                     if who == "graft":
                         log(f"  graft ({label}'s workloads)")
-                        _, g = run_bench(graft_exe, graft_filter(names), graft_env, a.min_time)
+                        g = run_graft(graft_filter(names))
                         graft_runs.append((r, g))
                     else:
                         log(f"  {label}" + (" (OpenBLAS default core)" if who == "default" else ""))
@@ -391,13 +424,10 @@ def main():
                         if gname in g:
                             pairs.setdefault((key, who), {}).setdefault((gname, name), []).append((g[gname], m))
         log("  graft (its kernels, the FMA peak, 2 threads)")
-        try:
-            _, g = run_bench(graft_exe, [n for n in GRAFT_ONLY if n in graft_names], graft_env, a.min_time)
-            graft_runs.append((r, g))
-        except RuntimeError as e:
-            failures.append(str(e))
-            log(f"WARNING: {e}")
+        g = run_graft([n for n in GRAFT_ONLY if n in graft_names])
+        if not g:
             continue
+        graft_runs.append((r, g))
         # the 2-thread variants against the peers' runs of this round
         for (key, who), samples in peer_samples.items():
             for v, base, _ in VARIANTS:

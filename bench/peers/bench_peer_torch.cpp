@@ -1,6 +1,7 @@
 // Peer benchmark: the MLP 784-256-ReLU-128-ReLU-10 in LibTorch (torch::nn::Linear, torch::relu,
 // torch::nn::functional::cross_entropy, torch::optim::SGD), written the way the LibTorch docs
-// teach. Same workloads and data as graft's bench_mlp and bench_finetune; one thread: intra-op
+// teach, and the CNNs of W3 and W6 (torch::nn::Conv2d, torch::nn::BatchNorm2d). Same workloads
+// and data as graft's bench_mlp, bench_finetune and (W6) bench_cnn; one thread: intra-op
 // and inter-op pools set to 1, and the OpenBLAS that Debian's LibTorch calls for GEMM pinned to 1.
 //   W1  training step, SGD momentum 0.9, lr 0.01, batch 64 (items/s = samples/s)
 //   W2  inference under torch::InferenceMode, batch 1 (latency) and batch 256 (throughput)
@@ -9,14 +10,23 @@
 //   W4  fine-tuning step with fc1 and fc2 frozen: requires_grad=false on their parameters, the
 //       optimiser only sees fc3, and the frozen part runs under torch::NoGradGuard (no autograd
 //       graph is recorded below the head)
+//   W6  the small ResNet of graft's examples/support/backbones.hpp (graft's bench_cnn runs the
+//       same workloads under the same names): 3x3 stem convolution without bias, batch norm,
+//       ReLU, 2x2 max-pool (16 x 14 x 14), three basic blocks (16 channels at 14 x 14, 32 at
+//       7 x 7, 64 at 4 x 4; the last two stride 2 and take a 1x1 projection with batch norm on
+//       the shortcut), global average pooling, dense 10. Training step as W1 with the batch norms
+//       in training mode (batch statistics, running averages updated); batch-1 inference as W2
+//       (eval mode: running averages, under torch::InferenceMode)
 #include <ATen/Version.h>
 #include <ATen/native/ConvUtils.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -74,6 +84,86 @@ struct LenetImpl : torch::nn::Module {
   torch::nn::Linear fc1, fc2, fc3;
 };
 TORCH_MODULE(Lenet);
+
+// W6's ResNet: graft's backbones::resnet with classifier<10>.
+inline constexpr int kStage1 = 16, kStage2 = 32, kStage3 = 64;  // channels of the three stages
+inline constexpr std::int64_t kResnetParameters = 77'754;       // graft's count (bench_cnn.cpp)
+// graft's batch_norm has PyTorch's defaults (eps 1e-5, momentum 0.1, running variance updated with
+// the unbiased batch variance); set explicitly so that the match is visible here.
+inline constexpr double kBnEps = 1e-5, kBnMomentum = 0.1;
+
+// graft: conv2d<Out, 3, pad<1>, stride<Stride>, no_bias>.
+torch::nn::Conv2d conv3x3(int in, int out, int stride) {
+  return torch::nn::Conv2d(
+      torch::nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
+}
+torch::nn::BatchNorm2d batch_norm(int channels) {
+  return torch::nn::BatchNorm2d(
+      torch::nn::BatchNorm2dOptions(channels).eps(kBnEps).momentum(kBnMomentum));
+}
+
+// graft's backbones::basic_block<Out, Stride>: conv3x3, batch norm, ReLU, conv3x3, batch norm,
+// plus the shortcut: the identity when the shape is kept, else the projection graft infers
+// (conv2d<Out, 1, stride<Stride>, no_bias> and batch_norm, since the block has batch norms). The
+// ReLU after the sum is the caller's, as in graft's stack.
+struct BasicBlockImpl : torch::nn::Module {
+  BasicBlockImpl(int in, int out, int stride)
+      : conv1(register_module("conv1", conv3x3(in, out, stride))),
+        bn1(register_module("bn1", batch_norm(out))),
+        conv2(register_module("conv2", conv3x3(out, out, 1))),
+        bn2(register_module("bn2", batch_norm(out))) {
+    if (in != out || stride != 1) {
+      proj = register_module(
+          "proj",
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)));
+      proj_bn = register_module("proj_bn", batch_norm(out));
+    }
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = bn2->forward(conv2->forward(torch::relu(bn1->forward(conv1->forward(x)))));
+    return h + (proj ? proj_bn->forward(proj->forward(x)) : x);
+  }
+
+  torch::nn::Conv2d conv1;
+  torch::nn::BatchNorm2d bn1;
+  torch::nn::Conv2d conv2;
+  torch::nn::BatchNorm2d bn2;
+  torch::nn::Conv2d proj{nullptr};  // the shortcut's projection, when there is one
+  torch::nn::BatchNorm2d proj_bn{nullptr};
+};
+TORCH_MODULE(BasicBlock);
+
+struct ResnetImpl : torch::nn::Module {
+  ResnetImpl()
+      : stem(register_module("stem", conv3x3(1, kStage1, 1))),
+        stem_bn(register_module("stem_bn", batch_norm(kStage1))),
+        block1(register_module("block1", BasicBlock(kStage1, kStage1, 1))),
+        block2(register_module("block2", BasicBlock(kStage1, kStage2, 2))),
+        block3(register_module("block3", BasicBlock(kStage2, kStage3, 2))),
+        fc(register_module("fc", torch::nn::Linear(kStage3, kOut))) {}
+
+  // x: [batch, 1, 28, 28]; returns the logits.
+  torch::Tensor forward(const torch::Tensor& x) {
+    auto h = torch::max_pool2d(torch::relu(stem_bn->forward(stem->forward(x))), peers::kPool);
+    h = torch::relu(block1->forward(h));  // 16 x 14 x 14
+    h = torch::relu(block2->forward(h));  // 32 x 7 x 7
+    h = torch::relu(block3->forward(h));  // 64 x 4 x 4
+    return fc->forward(torch::adaptive_avg_pool2d(h, {1, 1}).flatten(1));
+  }
+
+  std::int64_t parameter_count() {
+    std::int64_t n = 0;
+    for (const auto& p : parameters()) n += p.numel();
+    return n;
+  }
+
+  torch::nn::Conv2d stem;
+  torch::nn::BatchNorm2d stem_bn;
+  BasicBlock block1, block2, block3;
+  torch::nn::Linear fc;
+};
+TORCH_MODULE(Resnet);
 
 // A [rows, 784] float tensor and a [rows] int64 label tensor holding the shared synthetic data.
 torch::Tensor inputs(int rows, std::uint64_t seed) {
@@ -145,6 +235,16 @@ void BM_W3_lenet_train_step_batch64(benchmark::State& state) {
   train_steps(state, net, images(peers::kTrainBatch, peers::kSeedTrain));
 }
 
+void BM_W6_resnet_train_step_batch64(benchmark::State& state) {
+  torch::manual_seed(0);
+  Resnet net;  // training mode: batch statistics
+  if (net->parameter_count() != kResnetParameters) {
+    state.SkipWithError("the ResNet's parameter count is not graft's");
+    return;
+  }
+  train_steps(state, net, images(peers::kTrainBatch, peers::kSeedTrain));
+}
+
 template <int B> void BM_W2_inference(benchmark::State& state) {
   torch::manual_seed(0);
   Mlp net;
@@ -179,40 +279,97 @@ void BM_W3_lenet_inference_batch1(benchmark::State& state) {
   peers::set_samples(state, 1);
 }
 
-// What computes W3's convolutions: the backend LibTorch's dispatch selects for conv1 and conv2
-// (at::native::select_conv_backend, the function at::convolution itself asks) for the batch-64
-// training step (autograd on) and for batch-1 inference (InferenceMode). "oneDNN" is Mkldnn;
-// "Slow2d" is LibTorch's own im2col and BLAS sgemm.
-std::string conv_backends() {
-  using at::native::ConvBackend;
-  auto name = [](ConvBackend b) -> std::string {
-    switch (b) {
-      case ConvBackend::Mkldnn:
-        return "oneDNN";
-      case ConvBackend::Slow2d:
-        return "Slow2d (im2col + BLAS)";
-      case ConvBackend::NnpackSpatial:
-        return "NNPACK";
-      case ConvBackend::Xnnpack2d:
-        return "XNNPACK";
-      default:
-        return "other (" + std::to_string(static_cast<int>(b)) + ")";
-    }
-  };
+void BM_W6_resnet_inference_batch1(benchmark::State& state) {
   torch::manual_seed(0);
-  Lenet net;
-  auto backends = [&](int batch) {
-    const auto x1 = torch::zeros({batch, 1, peers::kSide, peers::kSide});
-    const auto x2 = torch::zeros({batch, kC1, peers::kSide1, peers::kSide1});
-    const auto b1 = at::native::select_conv_backend(
-        x1, net->conv1->weight, net->conv1->bias, {1, 1}, {kPad1, kPad1}, {1, 1}, false, {0, 0}, 1);
-    const auto b2 = at::native::select_conv_backend(x2, net->conv2->weight, net->conv2->bias,
-                                                    {1, 1}, {0, 0}, {1, 1}, false, {0, 0}, 1);
-    return b1 == b2 ? name(b1) : "conv1 " + name(b1) + ", conv2 " + name(b2);
-  };
-  std::string training = backends(peers::kTrainBatch);
+  Resnet net;
+  net->eval();  // batch norms on their running averages
   torch::InferenceMode inference;
-  return "training batch 64: " + training + "; inference batch 1: " + backends(1);
+  const auto data = peers::uniform_pixels(kIn, peers::kSeedInfer);
+  auto x = torch::empty({1, 1, peers::kSide, peers::kSide}, torch::kFloat32);
+  for (auto _ : state) {
+    // As W2: copy the input in, then forward.
+    std::memcpy(x.data_ptr<float>(), data.data(), data.size() * sizeof(float));
+    auto logits = net->forward(x);
+    benchmark::DoNotOptimize(logits.data_ptr<float>());
+    benchmark::ClobberMemory();
+  }
+  peers::set_samples(state, 1);
+}
+
+// What computes the convolutions of W3 and W6: the backend LibTorch's dispatch selects for each
+// convolution (at::native::select_conv_backend, the function at::convolution itself asks) for the
+// batch-64 training step (autograd on) and for batch-1 inference (InferenceMode). "oneDNN" is
+// Mkldnn; "Slow2d" is LibTorch's own im2col and BLAS sgemm.
+std::string backend_name(at::native::ConvBackend b) {
+  using at::native::ConvBackend;
+  switch (b) {
+    case ConvBackend::Mkldnn:
+      return "oneDNN";
+    case ConvBackend::Slow2d:
+      return "Slow2d (im2col + BLAS)";
+    case ConvBackend::NnpackSpatial:
+      return "NNPACK";
+    case ConvBackend::Xnnpack2d:
+      return "XNNPACK";
+    default:
+      return "other (" + std::to_string(static_cast<int>(b)) + ")";
+  }
+}
+
+// A convolution of a network: its module, the shape of its input image, its stride and padding.
+struct ConvSite {
+  std::string name;
+  torch::nn::Conv2d conv;
+  std::int64_t channels, side, stride, pad;
+};
+
+// The backends of the convolutions at this batch size: one name when they all get the same,
+// otherwise each backend with the convolutions that get it.
+std::string backends(const std::vector<ConvSite>& sites, std::int64_t batch) {
+  std::vector<std::pair<std::string, std::string>> groups;  // backend, its convolutions
+  for (const auto& s : sites) {
+    const auto x = torch::zeros({batch, s.channels, s.side, s.side});
+    const auto b = backend_name(
+        at::native::select_conv_backend(x, s.conv->weight, s.conv->bias, {s.stride, s.stride},
+                                        {s.pad, s.pad}, {1, 1}, false, {0, 0}, 1));
+    auto g =
+        std::find_if(groups.begin(), groups.end(), [&](const auto& e) { return e.first == b; });
+    if (g == groups.end())
+      groups.emplace_back(b, s.name);
+    else
+      g->second += ", " + s.name;
+  }
+  if (groups.size() == 1) return groups[0].first;
+  std::string out;
+  for (const auto& [b, convs] : groups) out += (out.empty() ? "" : ", ") + b + " (" + convs + ")";
+  return out;
+}
+
+std::string conv_backends() {
+  torch::manual_seed(0);
+  Lenet lenet;
+  Resnet resnet;
+  const std::vector<ConvSite> lenet_sites = {{"conv1", lenet->conv1, 1, peers::kSide, 1, kPad1},
+                                             {"conv2", lenet->conv2, kC1, peers::kSide1, 1, 0}};
+  constexpr std::int64_t s1 = peers::kSide1, s2 = (s1 + 1) / 2;  // 14, 7: the blocks' inputs
+  std::vector<ConvSite> resnet_sites = {{"stem", resnet->stem, 1, peers::kSide, 1, 1}};
+  auto add_block = [&](const std::string& name, BasicBlock& block, std::int64_t in,
+                       std::int64_t side, std::int64_t stride) {
+    const std::int64_t out = block->conv1->options.out_channels();
+    resnet_sites.push_back({name + ".conv1", block->conv1, in, side, stride, 1});
+    resnet_sites.push_back({name + ".conv2", block->conv2, out, (side - 1) / stride + 1, 1, 1});
+    if (block->proj) resnet_sites.push_back({name + ".proj", block->proj, in, side, stride, 0});
+  };
+  add_block("block1", resnet->block1, kStage1, s1, 1);
+  add_block("block2", resnet->block2, kStage1, s1, 2);
+  add_block("block3", resnet->block3, kStage2, s2, 2);
+  const std::string lenet_training = backends(lenet_sites, peers::kTrainBatch);
+  const std::string resnet_training = backends(resnet_sites, peers::kTrainBatch);
+  torch::InferenceMode inference;
+  return "W3 LeNet training batch 64: " + lenet_training +
+         ", inference batch 1: " + backends(lenet_sites, 1) +
+         "; W6 ResNet training batch 64: " + resnet_training +
+         ", inference batch 1: " + backends(resnet_sites, 1);
 }
 
 // The value of KEY=... in at::show_config() (LibTorch's build configuration), or "?".
@@ -235,6 +392,8 @@ BENCHMARK(BM_W2_inference<256>)->Name("W2_inference_batch256");
 BENCHMARK(BM_W3_lenet_train_step_batch64)->Name("W3_lenet_train_step_batch64");
 BENCHMARK(BM_W3_lenet_inference_batch1)->Name("W3_lenet_inference_batch1");
 BENCHMARK(BM_W4_finetune_frozen2_batch64)->Name("W4_finetune_frozen2_batch64");
+BENCHMARK(BM_W6_resnet_train_step_batch64)->Name("W6_resnet_train_step_batch64");
+BENCHMARK(BM_W6_resnet_inference_batch1)->Name("W6_resnet_inference_batch1");
 
 }  // namespace
 
