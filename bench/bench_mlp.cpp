@@ -6,7 +6,7 @@
 //   W4  fine-tuning step with the two lower dense layers frozen, without and with feature caching
 //   W5  the single-core FMA peak, and the dense kernels' GFLOP/s at the MLP's shapes; the time to
 //       read the MLP's parameters once (the floor of W2's batch-1 latency)
-// Names ending in _threads2 use two threads (a GRAFT_OPENMP build, such as the release preset).
+// Names ending in _threads2 use two threads (a GRAFT_PARALLEL build, such as the release preset).
 #include <benchmark/benchmark.h>
 
 #include <vector>

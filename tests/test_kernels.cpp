@@ -7,11 +7,13 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include <graft/kernels/conv.hpp>
@@ -213,6 +215,40 @@ TEST_CASE_TEMPLATE("gemm_bcast: an epilogue is applied once, to the finished sum
   check(std::integral_constant<std::size_t, 65>{});
   check(std::integral_constant<std::size_t, 256>{});
   CHECK(negative > 1000);  // the epilogue had work to do
+}
+
+// parallel::for_range (in a GRAFT_PARALLEL build with GRAFT_THREADS=2: ctest kernels_threads):
+// every index exactly once, over many splits in a row (the pool's generations), with calls nested
+// inside a part (run serially) and from two threads at once (one of them serially).
+TEST_CASE("parallel::for_range covers every index once: repeated, nested and concurrent calls") {
+  namespace par = graft::parallel;
+  constexpr std::size_t n = 997;
+  std::vector<std::atomic<int>> hits(n);
+  auto split = [&](std::size_t min_items) {
+    par::for_range(n, min_items, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b; i < e; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
+    });
+  };
+  int rounds = 0;
+  for (; rounds < 2000; ++rounds) split(rounds % 7 + 1);
+  std::atomic<int> inner{0};
+  par::for_range(64, 1, [&](std::size_t b, std::size_t e) {
+    for (std::size_t i = b; i < e; ++i)
+      par::for_range(8, 1, [&](std::size_t ib, std::size_t ie) {
+        inner.fetch_add(static_cast<int>(ie - ib), std::memory_order_relaxed);
+      });
+  });
+  CHECK(inner.load() == 64 * 8);
+  std::thread other([&] {
+    for (int r = 0; r < 500; ++r) split(1);
+  });
+  for (int r = 0; r < 500; ++r) split(1);
+  other.join();
+  rounds += 1000;
+  std::size_t wrong = 0;
+  for (auto& h : hits) wrong += h.load() == rounds ? 0 : 1;
+  CHECK(wrong == 0);
+  MESSAGE("threads: " << par::threads() << (par::available() ? " (threaded build)" : ""));
 }
 
 TEST_CASE("the kernel comparison detects a wrong result") {

@@ -8,6 +8,7 @@
 #pragma once
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -370,12 +371,8 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
                                     std::copy_n(old, m, g + s0);
                                     if (!kernels::all_finite(w + s0, m)) local = 1;
                                   }
-                                  if (local != 0) {
-#if defined(GRAFT_USE_OPENMP)
-#pragma omp atomic
-#endif
-                                    nonfinite |= local;
-                                  }
+                                  if (local != 0)
+                                    std::atomic_ref<unsigned>(nonfinite).fetch_or(local);
                                 });
             if (nonfinite != 0 && !bad) {
               bad = true;
