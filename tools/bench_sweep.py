@@ -44,6 +44,7 @@ MODES = [("train", "training step"), ("infer", "inference")]
 PROGRAMS = [("graft", "graft", "bench_sweep_graft"),
             ("torch", "LibTorch", "bench_sweep_torch"),
             ("openblas", "OpenBLAS by hand", "bench_sweep_openblas")]
+PRODUCTS = [("fwd", "forward X·W"), ("dw", "weight gradient Xᵀ·dY"), ("dx", "input gradient dY·Wᵀ")]
 PEAK = "sweep_fma_peak"
 # the demo's palette (examples/transfer.cpp)
 COLORS = {"graft": "#1f77b4", "torch": "#d62728", "openblas": "#2ca02c"}
@@ -62,13 +63,18 @@ def points():
     return [(h, WIDTH_BATCH) for h in WIDTHS] + [(BATCH_WIDTH, b) for b in BATCHES if b != WIDTH_BATCH]
 
 
+def gemm_name(product, h):
+    return f"sweep_gemm_{product}_h{h}_b{WIDTH_BATCH}"
+
+
 def flops_per_sample(mode, h):
     fwd = 2 * (IN * h + h * h + h * OUT)
     return fwd if mode == "infer" else 2 * fwd + 2 * (h * h + h * OUT)
 
 
 def run(exe, env, min_time):
-    """One run of every benchmark of exe: (context, {name: samples/s or GFLOP/s, label})."""
+    """One run of every benchmark of exe: (context, {name: samples/s, GFLOP/s for the products,
+    (GFLOP/s, label) for the peak})."""
     cmd = [exe, "--benchmark_format=json"]
     if min_time:
         cmd.append(f"--benchmark_min_time={min_time}")
@@ -84,6 +90,8 @@ def run(exe, env, min_time):
         cpu = b["cpu_time"] * scale  # seconds per iteration, CPU time of the benchmark thread
         if b["name"] == PEAK:
             res[PEAK] = (b["GFLOP/s"] / 1e9, b.get("label", ""))
+        elif b["name"].startswith("sweep_gemm_"):
+            res[b["name"]] = b["GFLOP/s"] / 1e9  # a rate as well: graft/peer > 1 when graft is faster
         else:
             # items/s is computed on CPU time; samples per iteration = items/s * cpu
             res[b["name"]] = b["items_per_second"]
@@ -322,6 +330,11 @@ def main():
             return "-"
         return f"{g:.1f}" + (f" ({100 * g / peak:.0f}%)" if peak else "")
 
+    def fmt_gf(g):
+        if g is None:
+            return "-"
+        return f"{g:.1f}" + (f" ({100 * g / peak:.0f}%)" if peak else "")
+
     def cores(key):
         return sorted({c.get("openblas_core", "?") for c in contexts.get(key, [])})
 
@@ -385,6 +398,24 @@ def main():
         lines += ["", f"**{mlabel.capitalize()}, samples/s against the batch** (H = {BATCH_WIDTH}):", ""]
         lines += table(mode, "batch")
 
+    # the H x H layer's products (graft's and the OpenBLAS program only)
+    if any(rate("graft", gemm_name(p, h)) for p, _ in PRODUCTS for h in WIDTHS):
+        ob = [(k, l) for k, l in peers if any(rate(k, gemm_name(p, h)) for p, _ in PRODUCTS for h in WIDTHS)]
+        lines += ["", f"**The products of the H x H layer at batch {WIDTH_BATCH}**, GFLOP/s (share of the FMA peak), "
+                      "with the kernels each side calls (graft: `gemm_bcast`, the weight gradient reading X^T "
+                      "through strides, and `gemm_nt_packed`; OpenBLAS: `cblas_sgemm`):", ""]
+        head = f"| H (batch {WIDTH_BATCH}) |"
+        for _, plabel in PRODUCTS:
+            head += f" {plabel} graft |" + "".join(f" {l} | graft/{l} |" for _, l in ob)
+        lines += [head, "|" + "---|" * (1 + len(PRODUCTS) * (1 + 2 * len(ob)))]
+        for h in WIDTHS:
+            row = f"| {h} |"
+            for p, _ in PRODUCTS:
+                n = gemm_name(p, h)
+                row += f" {fmt_gf(rate('graft', n))} |" + \
+                    "".join(f" {fmt_gf(rate(k, n))} | {fmt_ratio(ratios(k, n))} |" for k, _ in ob)
+            lines.append(row)
+
     # crossovers: where the ratio against each peer crosses 1 along each sweep
     lines += ["", "Crossovers (where graft/peer crosses 1 between two points of a sweep, interpolated "
                   "linearly in log-log; min-max of the medians along the sweep in brackets):", ""]
@@ -418,7 +449,8 @@ def main():
 
     # ---- the chart ----
     if a.svg:
-        all_rates = [v for rd in rounds for res in rd.values() for v in res.values()]
+        all_rates = [v for rd in rounds for res in rd.values() for n, v in res.items()
+                     if n.startswith(("sweep_train_", "sweep_infer_"))]
         all_ratios = [q for k, _ in peers for mode, _ in MODES for h, b in points()
                       for q in [ratio(k, name(mode, h, b))] if q]
         rlo = max(v for v, _ in log_ticks(1, 1e9, [1, 3], str) if v <= min(all_rates))

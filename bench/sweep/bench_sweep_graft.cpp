@@ -6,6 +6,9 @@
 //                          cost of the checks, which read every gradient and parameter once more
 //                          (what the peers never do; it shows most at small batches)
 //   sweep_infer_h<H>_b<B>  runner<net, B>: copy the input in, forward (as W2)
+//   sweep_gemm_<fwd|dw|dx>_h<H>_b64  the H x H layer's products at batch 64 with the kernels the
+//                          trainer calls: gemm_bcast (forward, and the weight gradient reading X^T
+//                          through strides), gemm_nt_packed (input gradient)
 //   sweep_fma_peak         the single-core FMA peak (bench_mlp's W5_fma_peak), for the GFLOP/s
 //                          that tools/bench_sweep.py reports as a share of it
 // The inputs are the same numbers as the peers' (graft::splitmix64, seeds 1 and 2).
@@ -63,6 +66,35 @@ template <std::size_t H, std::size_t B> void BM_infer(benchmark::State& state) {
   peers::set_samples(state, B);
 }
 
+// The H x H layer's products at batch M = 64 (what bench_mlp's W5 benchmarks do at its shapes).
+template <std::size_t H> void BM_gemm(benchmark::State& state, int product) {
+  constexpr std::size_t M = sweep::kWidthBatch;
+  std::vector<float> x(M * H), w(H * H), y(M * H);  // y: the output or dY; w: W or dW
+  fill(x.data(), x.size(), sweep::kSeedA);
+  fill(w.data(), w.size(), sweep::kSeedB);
+  fill(y.data(), y.size(), sweep::kSeedB);
+  for (auto _ : state) {
+    if (product == 0)  // Y = X W
+      g::kernels::gemm_bcast<H>(M, H, x.data(), H, 1, w.data(), y.data(), false);
+    else if (product == 1)  // dW = X^T dY
+      g::kernels::gemm_bcast<H>(H, M, x.data(), 1, H, y.data(), w.data(), false);
+    else  // dX = dY W^T
+      g::kernels::gemm_nt_packed<H, H>(M, y.data(), w.data(), x.data());
+    benchmark::DoNotOptimize(x.data());
+    benchmark::DoNotOptimize(w.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  peers::set_gflops(state, M, H, H);
+}
+
+template <std::size_t... I> void register_gemms(std::index_sequence<I...>) {
+  for (int p = 0; p < 3; ++p)
+    (benchmark::RegisterBenchmark(sweep::gemm_name(sweep::kProducts[p], sweep::kWidths[I]).c_str(),
+                                  BM_gemm<sweep::kWidths[I]>, p),
+     ...);
+}
+
 template <std::size_t... I> void register_grid(std::index_sequence<I...>) {
   constexpr auto grid = sweep::kGrid;
   (benchmark::RegisterBenchmark(sweep::name("train", grid[I].h, grid[I].b).c_str(),
@@ -104,6 +136,7 @@ void BM_fma_peak(benchmark::State& state) {
 int main(int argc, char** argv) {
   g::parallel::set_threads(1);  // one thread, whatever GRAFT_THREADS says (as the peers)
   register_grid(std::make_index_sequence<sweep::kPoints>{});
+  register_gemms(std::make_index_sequence<sweep::kWidths.size()>{});
   benchmark::RegisterBenchmark("sweep_fma_peak", BM_fma_peak);
   benchmark::AddCustomContext("peer", "graft");
   benchmark::AddCustomContext("simd", xsimd::default_arch::name());

@@ -6,9 +6,15 @@
 // pays for its own library. The benchmark names are the same in the three programs:
 //   sweep_train_h<H>_b<B>   one training step on B samples       (items/s = samples/s)
 //   sweep_infer_h<H>_b<B>   copy B samples in, forward them      (items/s = samples/s)
+// and, in graft's and the OpenBLAS program, the three products of the H x H layer at batch 64, the
+// kernels that the whole-model figures come down to at large H (GFLOP/s counter):
+//   sweep_gemm_fwd_h<H>_b64  Y = X W          [64 x H] = [64 x H] [H x H]
+//   sweep_gemm_dw_h<H>_b64   dW = X^T dY      [H x H] = [64 x H]^T [64 x H]
+//   sweep_gemm_dx_h<H>_b64   dX = dY W^T      [64 x H] = [64 x H] [H x H]^T
 #pragma once
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "../peers/peer_common.hpp"
@@ -47,8 +53,16 @@ static_assert(
     }(),
     "the two sweeps share the point kBatchWidth/kWidthBatch");
 
+inline constexpr std::array<const char*, 3> kProducts{"fwd", "dw", "dx"};
+inline constexpr std::uint64_t kSeedA = peers::kSeedGemmA, kSeedB = peers::kSeedGemmB;
+
 inline std::string name(const char* kind, int h, int b) {
   return std::string("sweep_") + kind + "_h" + std::to_string(h) + "_b" + std::to_string(b);
+}
+
+inline std::string gemm_name(const char* product, int h) {
+  return std::string("sweep_gemm_") + product + "_h" + std::to_string(h) + "_b" +
+         std::to_string(kWidthBatch);
 }
 
 }  // namespace sweep
