@@ -23,6 +23,7 @@
 
 #include <graft/graft.hpp>
 
+#include "../fma_peak.hpp"
 #include "sweep_common.hpp"
 
 namespace g = graft;
@@ -108,36 +109,13 @@ template <std::size_t... I> void register_grid(std::index_sequence<I...>) {
    ...);
 }
 
-// bench_mlp's W5_fma_peak: independent chains of fused multiply-adds on the native vector.
-void BM_fma_peak(benchmark::State& state) {
-  using batch = xsimd::batch<float>;
-#if defined(__AVX512F__) || defined(__aarch64__)
-  constexpr int chains = 16;
-#else
-  constexpr int chains = 12;
-#endif
-  batch acc[chains];
-  for (int i = 0; i < chains; ++i) acc[i] = batch(static_cast<float>(i));
-  const batch x(0.999999f), y(1e-7f);
-  for (auto _ : state) {
-    for (int r = 0; r < 1000; ++r)
-      for (int i = 0; i < chains; ++i) acc[i] = g::kernels::fmadd(acc[i], x, y);
-    benchmark::DoNotOptimize(acc);
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(
-      2.0 * batch::size * chains * 1000 * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
-  state.SetLabel(std::string(xsimd::default_arch::name()) + ", " + std::to_string(batch::size) +
-                 " floats x " + std::to_string(chains) + " chains");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   g::parallel::set_threads(1);  // one thread, whatever GRAFT_THREADS says (as the peers)
   register_grid(std::make_index_sequence<sweep::kPoints>{});
   register_gemms(std::make_index_sequence<sweep::kWidths.size()>{});
-  benchmark::RegisterBenchmark("sweep_fma_peak", BM_fma_peak);
+  benchmark::RegisterBenchmark("sweep_fma_peak", graft_bench::fma_peak);  // bench/fma_peak.hpp
   benchmark::AddCustomContext("peer", "graft");
   benchmark::AddCustomContext("simd", xsimd::default_arch::name());
   benchmark::Initialize(&argc, argv);
