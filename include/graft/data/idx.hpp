@@ -408,7 +408,10 @@ inline idx_array parse_idx_gzip(std::string name, const unsigned char* bytes, st
       std::string found = detail::count_of(n - pos, "trailing byte") +
                           (n - pos == 1 ? " that does not" : " that do not") +
                           " start a gzip member (" + detail::hex_byte(bytes[pos]);
-      if (n - pos >= 2) found += " " + detail::hex_byte(bytes[pos + 1]);
+      if (n - pos >= 2) {  // not " " + string&&: g++ 12's false -Wrestrict
+        found += ' ';
+        found += detail::hex_byte(bytes[pos + 1]);
+      }
       throw data_error(name, pos,
                        "the end of the file or another gzip member (0x1F 0x8B) after the gzip "
                        "member ending here",

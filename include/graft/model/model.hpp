@@ -149,7 +149,11 @@ template <class Backbone, class H, class T = float> class model {
     std::string s = "input<" + input_shape::str() + ">";
     meta::static_for<backbone_layer_count>([&](auto i) {
       using L = layer_type<decltype(i)::value>;
-      s += " " + L::name() + ":" + L::output_shape::str();
+      // appended piece by piece: g++ 12 warns falsely (-Wrestrict, aarch64 -O3) on " " + string&&
+      s += ' ';
+      s += L::name();
+      s += ':';
+      s += L::output_shape::str();
     });
     return s;
   }

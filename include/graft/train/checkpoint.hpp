@@ -40,7 +40,10 @@ inline constexpr std::uint32_t checkpoint_version = 1;
 template <class Tr> std::string run_description() {
   std::string d = Tr::model_type::description() + " | optimizer " + Tr::optimizer_name() +
                   " | batch " + std::to_string(Tr::batch) + " | trains";
-  for (std::size_t i = 0; i < Tr::L; ++i) d += " " + std::to_string(Tr::grad_masks[i]);
+  for (std::size_t i = 0; i < Tr::L; ++i) {  // not " " + string&&: g++ 12's false -Wrestrict
+    d += ' ';
+    d += std::to_string(Tr::grad_masks[i]);
+  }
   return d;
 }
 
