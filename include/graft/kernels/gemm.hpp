@@ -143,14 +143,14 @@ inline void bcast_tail(std::size_t I, std::size_t P, const T* A, std::size_t rs,
 }
 
 // Columns of one block of P: strips [s0, s1) of V vectors; with tails, also the columns after
-// the last full strip (single vectors, then scalars).
+// the last full strip (single vectors, then the zero-padded tail of bcast_tail).
 template <std::size_t V, std::size_t N, class Epi, class Arch, class T>
 inline void bcast_block(std::size_t I, std::size_t P, const T* A, std::size_t rs, std::size_t cs,
                         const T* B, T* C, bool accumulate, bool finish, std::size_t s0,
                         std::size_t s1, bool tails) noexcept {
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   // Column ranges known while compiling: [0, NV) in strips of V vectors, [NV, N1) one vector at a
-  // time, then a scalar tail [N1, N).
+  // time, then the tail [N1, N), fewer than a vector (bcast_tail).
   constexpr std::size_t NV = N / (V * W) * (V * W);
   constexpr std::size_t N1 = NV + (N - NV) / W * W;
   for (std::size_t s = s0; s < s1; ++s)
