@@ -104,8 +104,9 @@ inline void bcast_strip(std::size_t I, std::size_t P, const T* A, std::size_t rs
 
 // How many rows of B one cache block holds: 256, fewer if the strip of B being multiplied (kc rows
 // of V vectors) would take more than 32 KiB, the L1 of the x86 cores we target. On AVX2 the strip
-// of 2 vectors then takes 16 KiB, on AVX-512 32 KiB (measured on Zen 4: 103 GFLOP/s at
-// 256x784x256 against 97 with 128 rows, W5_gemm_256x784x256).
+// of 2 vectors then takes 16 KiB, on AVX-512 32 KiB (on a Zen 4, AVX-512, bench_mlp's
+// W5_gemm_256x784x256 read 103 GFLOP/s with 256 rows against 97 with 128, three interleaved
+// runs of two builds that differed only in this constant).
 template <std::size_t V, class Arch, class T> inline constexpr std::size_t block_depth = [] {
   constexpr std::size_t rows = 32768 / (V * xsimd::batch<T, Arch>::size * sizeof(T));
   return rows < 256 ? rows : std::size_t{256};
