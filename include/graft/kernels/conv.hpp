@@ -139,13 +139,8 @@ namespace detail {
 // The vectors conv_direct uses for output rows of WO: Arch's, or on AVX-512 with rows shorter than
 // two of its vectors (LeNet's 28 < 2 x 16 floats) AVX2's, which every AVX-512 CPU has (the same
 // sums either way: one fmadd chain per output).
-#if XSIMD_WITH_AVX512F && XSIMD_WITH_FMA3_AVX2
 template <class T, std::size_t WO, class Arch> using direct_arch =
-    std::conditional_t<std::is_base_of_v<xsimd::avx512f, Arch> && (WO < 2 * simd_width<T, Arch>),
-                       xsimd::fma3<xsimd::avx2>, Arch>;
-#else
-template <class T, std::size_t WO, class Arch> using direct_arch = Arch;
-#endif
+    std::conditional_t<(WO < 2 * simd_width<T, Arch>), avx2_in_avx512<Arch>, Arch>;
 }  // namespace detail
 
 /// Whether conv_direct takes rows of WO outputs: at least two of its vectors of T.

@@ -16,6 +16,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "graft/kernels/simd.hpp"
+
 #include "graft/config.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -35,8 +37,7 @@ namespace detail {
 template <class T, class Arch>
 inline constexpr bool max_pool2_simd = (std::is_same_v<T, float> || std::is_same_v<T, double>)&&(
     std::is_base_of_v<xsimd::avx2, Arch> || std::is_base_of_v<xsimd::avx512f, Arch>);
-template <class Arch> using max_pool2_base =
-    std::conditional_t<std::is_base_of_v<xsimd::avx2, Arch>, Arch, xsimd::avx2>;
+template <class Arch> using max_pool2_base = avx2_in_avx512<Arch>;
 template <class T, std::size_t WO, class Arch> using max_pool2_arch =
     std::conditional_t<(WO >= xsimd::batch<T, max_pool2_base<Arch>>::size), max_pool2_base<Arch>,
                        xsimd::sse4_2>;

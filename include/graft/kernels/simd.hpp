@@ -45,6 +45,19 @@ template <class Arch> inline constexpr std::size_t vector_registers = [] {
     return std::size_t{16};
 }();
 
+/// AVX2 (with FMA) in place of AVX-512, which every AVX-512 CPU also has; Arch itself elsewhere.
+/// For kernels whose rows are too short for AVX-512's vectors or whose lane permutations are
+/// written for AVX2 (the direct convolution of short rows, 2x2 max pooling).
+#if XSIMD_WITH_AVX512F && XSIMD_WITH_FMA3_AVX2
+template <class Arch> using avx2_in_avx512 =
+    std::conditional_t<std::is_base_of_v<xsimd::avx512f, Arch>, xsimd::fma3<xsimd::avx2>, Arch>;
+#elif XSIMD_WITH_AVX512F  // AVX-512 without FMA flags (-mavx512f -mno-fma): AVX2's vectors
+template <class Arch> using avx2_in_avx512 =
+    std::conditional_t<std::is_base_of_v<xsimd::avx512f, Arch>, xsimd::avx2, Arch>;
+#else
+template <class Arch> using avx2_in_avx512 = Arch;
+#endif
+
 /// a*b + c lane by lane, rounded once where the target has FMA (GRAFT_HAS_FMA), else twice; bitwise
 /// math::fmadd on each lane.
 template <class T, class Arch>
