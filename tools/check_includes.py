@@ -20,7 +20,7 @@ import sys
 
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "include")
 graft = root / "graft"
-RANK = {"meta": 0, "tensor": 0, "random": 0, "numeric": 0, "kernels": 1, "layers": 2, "model": 3, "freeze": 4,
+RANK = {"meta": 0, "tensor": 0, "random": 0, "numeric": 0, "kernels": 1, "layers": 2, "model": 3, "quant": 3, "freeze": 4,
         "optim": 4, "data": 4, "io": 5, "train": 6, "testing": 6}
 TOP = {"config.hpp": 0, "diagnostics.hpp": 0, "graft.hpp": 7, "inference.hpp": 7}
 

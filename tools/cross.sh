@@ -20,7 +20,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
 read -r -a arches <<<"${GRAFT_CROSS_ARCHES:-aarch64 armv7}"
-tests=(kernels gradients training io reproducible math)
+tests=(kernels gradients training io reproducible math quant)
 # ctest's name of a test in a cross build: training_cross is test_training without its real-MNIST
 # case (one epoch on 24000 images: 45 s under qemu-aarch64, 100 s under qemu-arm on a loaded
 # machine), which the example's epoch on the subset stands for (tests/CMakeLists.txt).
