@@ -12,10 +12,14 @@
 #include <string>
 #include <vector>
 
+#include <graft/graft.hpp>
+#include <graft/quant/calibrate.hpp>
 #include <graft/quant/kernels.hpp>
+#include <graft/quant/quantize.hpp>
 #include <graft/quant/requant.hpp>
+#include <graft/quant/runtime.hpp>
 
-#include <graft/random/random.hpp>
+#include "../examples/support/backbones.hpp"
 
 namespace g = graft;
 namespace q = graft::quant;
@@ -212,4 +216,162 @@ TEST_CASE("requantisation rows: every path of this build equals the scalar refer
   check_requantize_path<qk::isa::avx512vnni>();
   check_requantize_path<qk::isa::neon>();
   check_requantize_path<qk::isa::neon_dot>();
+}
+
+// ---- the quantised model ------------------------------------------------------------------------
+namespace {
+using mlp =
+    g::stack<g::input<1, 28, 28>, g::flatten, g::dense<256>, g::relu, g::dense<128>, g::relu>;
+using mlp_t = g::model<mlp, g::classifier<10>>;
+using lenet_t = g::model<backbones::lenet, g::classifier<10>>;
+// Every supported layer at once: conv2d with and without bias, padding and stride, batch norm
+// folded after conv2d and after dense, max pooling, a relu on its own, dropout, global pooling.
+using mixed_t =
+    g::model<g::stack<g::input<2, 10, 10>, g::conv2d<5, 3, g::pad<1>>, g::batch_norm, g::relu,
+                      g::max_pool<2>, g::relu,
+                      g::conv2d<12, 3, g::stride<2>, g::pad<1>, g::no_bias>, g::batch_norm, g::relu,
+                      g::dropout<1, 10>, g::global_avg_pool, g::dense<9>, g::batch_norm, g::relu>,
+             g::classifier<4>>;
+
+static_assert(std::is_same_v<q::quantized_t<mlp_t>,
+                             q::qnet<784, q::qflatten<784>, q::qdense<784, 256, true>,
+                                     q::qdense<256, 128, true>, q::qdense<128, 10, false>>>);
+static_assert(std::is_same_v<
+              q::quantized_t<lenet_t>,
+              q::qnet<784, q::qconv2d<1, 28, 28, 6, 5, 1, 2, true>, q::qmax_pool<6, 28, 28, 2, 2>,
+                      q::qconv2d<6, 14, 14, 16, 5, 1, 0, true>, q::qmax_pool<16, 10, 10, 2, 2>,
+                      q::qflatten<400>, q::qdense<400, 120, true>, q::qdense<120, 84, true>,
+                      q::qdense<84, 10, false>>>);
+static_assert(q::quantized_t<mixed_t>::layer_count == 8);
+// footprints: the runner is its buffers, nothing else
+static_assert(sizeof(q::runner<q::quantized_t<lenet_t>, 1>) ==
+              q::runner<q::quantized_t<lenet_t>, 1>::ram_bytes);
+static_assert(sizeof(q::runner<q::quantized_t<mlp_t>, 8>) ==
+              q::runner<q::quantized_t<mlp_t>, 8>::ram_bytes);
+static_assert(sizeof(q::qparams<q::quantized_t<mlp_t>>) >= q::quantized_t<mlp_t>::parameter_bytes);
+
+// Seeded synthetic images in [0, 1]: noise plus a bright square whose place is the label.
+std::vector<float> synthetic_images(std::size_t n, std::size_t size, std::uint64_t seed) {
+  g::splitmix64 rng(seed);
+  std::vector<float> x(n * size);
+  for (auto& v : x) v = static_cast<float>(0.4 * rng.uniform01());
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t at = rng.below(size - 12);
+    for (std::size_t p = at; p < at + 12; ++p) x[i * size + p] += 0.6f;
+  }
+  return x;
+}
+template <class M> std::unique_ptr<M> randomised_model(std::uint64_t seed) {
+  auto net = g::make_model<M>(g::seed{seed});
+  // batch norms with statistics far from the identity, so that folding matters
+  g::splitmix64 rng(seed + 100);
+  net->for_each_layer([&](auto, auto& l) {
+    using L = std::remove_cvref_t<decltype(l)>;
+    if constexpr (q::detail::kind_of<L>::value == q::detail::kind::batch_norm)
+      for (std::size_t c = 0; c < L::C; ++c) {
+        l.param(0)[c] = static_cast<float>(rng.uniform(0.5, 2.0));
+        l.param(1)[c] = static_cast<float>(rng.uniform(-0.5, 0.5));
+        l.buffer(0)[c] = static_cast<float>(rng.uniform(-0.3, 0.3));
+        l.buffer(1)[c] = static_cast<float>(rng.uniform(0.05, 0.5));
+      }
+  });
+  return net;
+}
+template <class M>
+std::vector<float> float_logits(const M& net, const std::vector<float>& x, std::size_t n) {
+  constexpr std::size_t in = M::input_shape::size, out = M::output_shape::size;
+  auto r = std::make_unique<g::runner<M, 1>>();
+  std::vector<float> z(n * out);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::memcpy(r->input(), x.data() + i * in, in * sizeof(float));
+    const float* y = r->forward(net, 1);
+    std::copy(y, y + out, z.begin() + static_cast<std::ptrdiff_t>(i * out));
+  }
+  return z;
+}
+template <class QM, std::size_t B = 1>
+std::vector<std::int8_t> int8_logits(const q::qview<QM>& v, const std::vector<float>& x,
+                                     std::size_t n) {
+  auto r = std::make_unique<q::runner<QM, B>>();
+  std::vector<std::int8_t> z(n * QM::output_size);
+  for (std::size_t i = 0; i < n; i += B) {
+    const std::size_t rows = std::min(B, n - i);
+    const std::int8_t* y = r->forward(v, x.data() + i * QM::input_size, rows);
+    std::copy(y, y + rows * QM::output_size,
+              z.begin() + static_cast<std::ptrdiff_t>(i * QM::output_size));
+  }
+  return z;
+}
+}  // namespace
+
+TEST_CASE("batch norm folding: a float model with the folded weights gives the same outputs") {
+  using with_bn = g::model<g::stack<g::input<2, 8, 8>, g::conv2d<4, 3, g::pad<1>>, g::batch_norm,
+                                    g::relu, g::flatten, g::dense<6>, g::batch_norm>,
+                           g::classifier<3>>;
+  using folded = g::model<
+      g::stack<g::input<2, 8, 8>, g::conv2d<4, 3, g::pad<1>>, g::relu, g::flatten, g::dense<6>>,
+      g::classifier<3>>;
+  auto a = randomised_model<with_bn>(5);
+  auto b = g::make_model<folded>(g::seed{0});
+  const auto fc = q::fold(a->layer<0>(), &a->layer<1>());
+  const auto fd = q::fold(a->layer<4>(), &a->layer<5>());
+  for (std::size_t i = 0; i < fc.weights.size(); ++i)
+    b->layer<0>().weight.data()[i] = static_cast<float>(fc.weights[i]);
+  for (std::size_t c = 0; c < 4; ++c) b->layer<0>().bias[c] = static_cast<float>(fc.bias[c]);
+  for (std::size_t n = 0; n < 6; ++n) {
+    for (std::size_t k = 0; k < 256; ++k)
+      b->layer<3>().weight.data()[k * 6 + n] = static_cast<float>(fd.weights[n * 256 + k]);
+    b->layer<3>().bias[n] = static_cast<float>(fd.bias[n]);
+  }
+  b->head() = a->head();
+  const auto x = synthetic_images(16, 128, 3);
+  const auto za = float_logits(*a, x, 16), zb = float_logits(*b, x, 16);
+  double worst = 0, largest = 0;
+  for (std::size_t i = 0; i < za.size(); ++i) {
+    worst = std::max(worst, std::fabs(static_cast<double>(za[i] - zb[i])));
+    largest = std::max(largest, std::fabs(static_cast<double>(za[i])));
+  }
+  MESSAGE("folded vs batch norm: largest difference " << worst << " (logits up to " << largest
+                                                      << ")");
+  CHECK(largest > 0.1);
+  CHECK(worst < 1e-5 * std::max(1.0, largest) * 10);
+}
+
+TEST_CASE("int8 models follow their float models (seeded, synthetic data)") {
+  auto run = [](auto tag, std::uint64_t seed, double tolerance_steps) {
+    using M = typename decltype(tag)::type;
+    using QM = q::quantized_t<M>;
+    auto net = randomised_model<M>(seed);
+    const std::size_t in = M::input_shape::size;
+    const auto calib = synthetic_images(200, in, seed + 1);
+    const auto x = synthetic_images(50, in, seed + 2);
+    const auto cal = q::calibrate(*net, calib.data(), 200);
+    const auto qp = q::quantize(*net, cal);
+    const auto v = qp->view();
+    const auto zf = float_logits(*net, x, 50);
+    const auto zq = int8_logits<QM>(v, x, 50);
+    const auto zq8 = int8_logits<QM, 8>(v, x, 50);
+    CHECK(zq == zq8);  // batch 1 and batch 8 give the same bytes
+    double worst = 0;
+    std::size_t agree = 0;
+    for (std::size_t i = 0; i < 50; ++i) {
+      std::size_t fb = 0;
+      for (std::size_t k = 0; k < QM::output_size; ++k) {
+        const double d = std::fabs(
+            static_cast<double>(q::runner<QM>::dequantize(v, zq[i * QM::output_size + k])) -
+            static_cast<double>(zf[i * QM::output_size + k]));
+        worst = std::max(worst, d);
+        if (zf[i * QM::output_size + k] > zf[i * QM::output_size + fb]) fb = k;
+      }
+      agree += fb == q::runner<QM>::argmax(zq.data() + i * QM::output_size);
+    }
+    MESSAGE(M::description() << ": largest |int8 - float| logit " << worst << " = "
+                             << worst / static_cast<double>(v.output_scale())
+                             << " output steps; argmax agrees on " << agree << "/50");
+    CHECK(worst <= tolerance_steps * static_cast<double>(v.output_scale()));
+    CHECK(agree >= 40);
+  };
+  run(std::type_identity<mlp_t>{}, 1, 6);
+  run(std::type_identity<lenet_t>{}, 2, 6);
+  run(std::type_identity<mixed_t>{}, 3, 6);
 }
