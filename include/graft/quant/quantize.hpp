@@ -106,7 +106,7 @@ struct kind_of<dropout_layer<T, In, Num, Den>> {
 
 /// The int8 layer for float layer L (at index I) with relu fused or not.
 template <class L, bool Relu, std::size_t I> struct qlayer_for {
-  static constexpr bool diagnosed = sizeof(error::quant_unsupported_layer<layer_index<I>, L>) > 0;
+  static_assert(sizeof(error::quant_unsupported_layer<layer_index<I>, L>) > 0);  // names L
   using type = qflatten<1>;
 };
 template <class T, std::size_t K, std::size_t N, class Init, bool Relu, std::size_t I>
