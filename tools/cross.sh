@@ -181,6 +181,46 @@ for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || failed=1
 done
 
+# ---- examples/embedded (issue 14), on the aarch64 target, after the targets above (one process at
+# a time): train_export built and run on the build machine (one epoch of the MLP on Fashion-MNIST;
+# writes the weights and 16 test images with the host's classes as headers), then the freestanding
+# classifier cross-built with the toolchain file (-static -Os -fno-exceptions -fno-rtti) and run
+# under qemu-aarch64 by ctest: it fails unless its 16 classes are the host's. Logs in
+# build/cross-aarch64/embedded-*.log; a line in its summary.
+run_embedded() {
+  local host=build/embedded-host target=build/embedded-aarch64 logs=build/cross-aarch64 t0=$SECONDS
+  local step dir result
+  for step in host target; do
+    local opts=(-DCMAKE_BUILD_TYPE=Release -DGRAFT_EMBEDDED_WERROR=ON)
+    dir=$host
+    if [ "$step" = target ]; then
+      dir=$target
+      opts+=(-DCMAKE_TOOLCHAIN_FILE="$here/cmake/toolchains/aarch64-linux-gnu.cmake"
+        -DGRAFT_EMBEDDED_GENERATED="$here/$host/generated")
+    fi
+    if ! { cmake -S examples/embedded -B "$dir" -G "Unix Makefiles" "${opts[@]}" &&
+      cmake --build "$dir" -j 1; } >"$logs/embedded-$step.log" 2>&1; then
+      tail -n 30 "$logs/embedded-$step.log"
+      echo "aarch64: examples/embedded FAILED to build ($step: $logs/embedded-$step.log)" >>"$logs/summary.txt"
+      return 1
+    fi
+  done
+  if ctest --test-dir "$target" --output-on-failure -V >"$logs/embedded-run.log" 2>&1; then
+    result="$(sed -n 's/^[0-9]*: \(.*classes equal.*\)$/\1/p' "$logs/embedded-run.log")"
+    echo "$result"
+    echo "aarch64: examples/embedded passed under qemu ($((SECONDS - t0)) s): $result" >>"$logs/summary.txt"
+  else
+    cat "$logs/embedded-run.log"
+    echo "aarch64: examples/embedded FAILED under qemu ($logs/embedded-run.log)" >>"$logs/summary.txt"
+    return 1
+  fi
+}
+if [[ " ${arches[*]} " == *" aarch64 "* ]]; then
+  log "aarch64: examples/embedded (host generator, then the freestanding classifier under qemu)"
+  run_embedded 2>&1 | sed -u "s/^/[aarch64] /"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || failed=1
+fi
+
 log "summary (wall time of the whole cross part: $((SECONDS - start)) s, targets built and run concurrently)"
 for arch in "${arches[@]}"; do
   sed 's/^/  /' "build/cross-$arch/summary.txt" >&2 || true
