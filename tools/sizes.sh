@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sizes of freestanding inference programs (issue 14, point 5): minimal batch-1 programs with their
-# weights compiled in (examples/embedded/sizes/: the float MLP 784-256-128-10 and LeNet + classifier
-# <10>, seeded untrained weights exported by gen_seeded with graft::export_header: a program's size
-# does not depend on the values), and an empty program (printf only, no graft) as the baseline,
+# weights compiled in (examples/embedded/sizes/: the MLP 784-256-128-10 and LeNet + classifier<10>,
+# float and int8; seeded untrained weights exported by gen_seeded with graft::export_header and
+# graft::quant::export_header: a program's size does not depend on the values), and an empty
+# program (printf only, no graft) as the baseline,
 # each built static with the same libc and flags:
 #
 #   -std=c++20 -Os -fno-exceptions -fno-rtti -static -ffunction-sections -fdata-sections
@@ -15,8 +16,7 @@
 # Cortex-A53 erratum veneers, which move .text by up to 4 KiB either way on aarch64); constant data
 # (.rodata minus the empty program's: the weights); static RAM (.bss minus the empty program's: the
 # runner); and the iostream symbols linked (nm | grep -c ios_base: must be 0). Each program is run
-# once (aarch64 under qemu-aarch64 when present). The int8 rows are missing: graft's int8 export
-# (include/graft/quant/export.hpp) is not committed yet.
+# once (aarch64 under qemu-aarch64 when present).
 #
 #   tools/sizes.sh [OUT.md]      (default build/sizes.md; work files in build/sizes/)
 # Exit status: non-zero when a program does not build or run, or links an iostream symbol.
@@ -32,9 +32,9 @@ log() { printf '[sizes] %s\n' "$*" >&2; }
 common=(-std=c++20 -DXTENSOR_USE_XSIMD -ffp-contract=off -Iinclude -I"$work")
 # shellcheck disable=SC2054 # -Wl,--gc-sections is one flag
 flags=(-Os -fno-exceptions -fno-rtti -static -ffunction-sections -fdata-sections -Wl,--gc-sections)
-programs=(empty mlp lenet)
+programs=(empty mlp lenet mlp_int8 lenet_int8)
 
-log "gen_seeded: exporting seeded MLP and LeNet weights into $work"
+log "gen_seeded: exporting seeded MLP and LeNet weights (float, int8) into $work"
 g++ "${common[@]}" -O1 "$src/gen_seeded.cpp" -o "$work/gen_seeded"
 "$work/gen_seeded" "$work"
 
@@ -139,8 +139,9 @@ cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
   echo "the empty program's. On aarch64 the .text difference also moves by the linker's Cortex-A53"
   echo "erratum 843419 stubs (on by default in Debian's cross g++: 4 KiB blocks placed where the"
   echo "layout needs them, in the empty program too; -mno-fix-cortex-a53-843419 removes them): the"
-  echo "symbol column is graft's code there. int8 rows: not built (graft's int8 export,"
-  echo "include/graft/quant/export.hpp, is not committed yet)."
+  echo "symbol column is graft's code there. int8: graft::quant::runner (x86-64-v3: its AVX2"
+  echo "kernels; armv8-a: NEON without dotprod), float inputs quantised in the program (its static"
+  echo "float input, 3,136 B, is in the int8 rows' static RAM)."
   echo
   echo "| target | program | stripped | graft code (.text diff) | graft code (by symbols) | constant data | static RAM | iostream symbols |"
   echo "|---|---|---|---|---|---|---|---|"
