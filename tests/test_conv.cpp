@@ -55,7 +55,8 @@ TEST_CASE("conv2d forward equals a direct convolution (padding, stride, no bias)
     for (auto& b : l->bias) b = static_cast<double>(rng.uniform(-1, 1));
     std::vector<double> x(2 * C * H * W), y(2 * F * HO * WO);
     for (auto& v : x) v = rng.uniform(-1, 1);
-    l->forward(x.data(), y.data(), 2);
+    std::vector<double> ws(g::detail::training_workspace_of<L>(2));
+    l->forward(x.data(), y.data(), 2, ws.data());
     std::size_t bad = 0;
     for (std::size_t r = 0; r < 2; ++r)
       for (std::size_t f = 0; f < F; ++f)
@@ -344,17 +345,19 @@ TEST_CASE(
     std::vector<float> x(rows * in), y(rows * out), dy(rows * out), dx(rows * in);
     for (auto& v : x) v = static_cast<float>(rng.uniform(-1, 1));
     for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
-    l->forward(x.data(), y.data(), rows);
+    std::vector<float> ws(g::detail::training_workspace_of<L>(rows));
+    l->forward(x.data(), y.data(), rows, ws.data());
     std::vector<float> gw(L::parameter_count), gw1(L::parameter_count);
     float* grads[2] = {gw.data(), gw.data() + L::params[0].size};
-    l->template backward<true, 3>(x.data(), y.data(), dy.data(), dx.data(), grads, rows);
+    l->template backward<true, 3, g::train_mode{}>(x.data(), y.data(), dy.data(), dx.data(), grads,
+                                                   rows, ws.data());
     for (std::size_t r : {std::size_t{0}, std::size_t{3}}) {
       std::vector<float> y1(out), dx1(in);
-      l->forward(x.data() + r * in, y1.data(), 1);
+      l->forward(x.data() + r * in, y1.data(), 1, ws.data());
       CHECK(std::memcmp(y1.data(), y.data() + r * out, out * sizeof(float)) == 0);
       float* g1[2] = {gw1.data(), gw1.data() + L::params[0].size};
-      l->template backward<true, 3>(x.data() + r * in, y1.data(), dy.data() + r * out, dx1.data(),
-                                    g1, 1);
+      l->template backward<true, 3, g::train_mode{}>(
+          x.data() + r * in, y1.data(), dy.data() + r * out, dx1.data(), g1, 1, ws.data());
       CHECK(std::memcmp(dx1.data(), dx.data() + r * in, in * sizeof(float)) == 0);
     }
   };
@@ -381,8 +384,10 @@ TEST_CASE(
     for (auto& v : dy) v = static_cast<float>(rng.uniform(-1, 1));
     std::vector<float> gw(L::parameter_count, 7.0f);  // overwritten, not accumulated
     float* grads[2] = {gw.data(), gw.data() + L::params[0].size};
-    l->forward(x.data(), y.data(), rows);
-    l->template backward<true, 3>(x.data(), y.data(), dy.data(), dx.data(), grads, rows);
+    std::vector<float> ws(g::detail::training_workspace_of<L>(rows));
+    l->forward(x.data(), y.data(), rows, ws.data());
+    l->template backward<true, 3, g::train_mode{}>(x.data(), y.data(), dy.data(), dx.data(), grads,
+                                                   rows, ws.data());
     std::vector<double> rw(F * L::CKK, 0.0), rb(F, 0.0), rdx(rows * in, 0.0);
     for (std::size_t r = 0; r < rows; ++r)
       for (std::size_t f = 0; f < F; ++f)
@@ -432,7 +437,10 @@ TEST_CASE("fused activations: runner and trainer give what the layers give one b
   act[0] = x;
   g::meta::static_for<net_t::layer_count>([&](auto i) {
     act[i + 1].resize(B * plan::sizes[i + 1]);
-    net->template layer<i>().forward(act[i].data(), act[i + 1].data(), B);
+    using L = typename net_t::template layer_type<i>;
+    std::vector<float> ws(g::detail::inference_workspace_of<L>(B) + 1);
+    g::detail::forward_eval(net->template layer<i>(), act[i].data(), act[i + 1].data(), B,
+                            ws.data());
   });
   const auto& logits = act[net_t::layer_count];
 

@@ -317,9 +317,10 @@ TEST_CASE("threads: convolution forward and backward, bitwise the same on one th
       std::vector<float> y(B * out), dx(B * in), dw(L::params[0].size),
           db(L::params.size() > 1 ? L::params[1].size : 1);
       float* grads[2] = {dw.data(), db.data()};
-      l->forward(x.data(), y.data(), B);
-      l->template backward<true, (1U << L::params.size()) - 1U>(x.data(), y.data(), dy.data(),
-                                                                dx.data(), grads, B);
+      std::vector<float> ws(graft::detail::training_workspace_of<L>(B));
+      l->forward(x.data(), y.data(), B, ws.data());
+      l->template backward<true, (1U << L::params.size()) - 1U, graft::train_mode{}>(
+          x.data(), y.data(), dy.data(), dx.data(), grads, B, ws.data());
       graft::parallel::set_threads(1);
       y.insert(y.end(), dx.begin(), dx.end());
       y.insert(y.end(), dw.begin(), dw.end());

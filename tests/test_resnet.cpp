@@ -148,12 +148,13 @@ TEST_CASE("residual forward is block(x) + shortcut(x) computed layer by layer") 
   // by hand, in evaluation mode, through the inner layers themselves
   std::vector<double> a1(rows * 27), a2(rows * 27), a3(rows * 27), a4(rows * 27), a5(rows * 27),
       p1(rows * 27), p2(rows * 27);
-  r.inner<0>().forward(x.data(), a1.data(), rows);
+  std::vector<double> iws(R::inference_workspace(rows));  // more than any inner layer needs
+  r.inner<0>().forward(x.data(), a1.data(), rows, iws.data());
   r.inner<1>().forward(a1.data(), a2.data(), rows, nullptr);
   r.inner<2>().forward(a2.data(), a3.data(), rows);
-  r.inner<3>().forward(a3.data(), a4.data(), rows);
+  r.inner<3>().forward(a3.data(), a4.data(), rows, iws.data());
   r.inner<4>().forward(a4.data(), a5.data(), rows, nullptr);
-  r.inner<5>().forward(x.data(), p1.data(), rows);
+  r.inner<5>().forward(x.data(), p1.data(), rows, iws.data());
   r.inner<6>().forward(p1.data(), p2.data(), rows, nullptr);
   for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == a5[i] + p2[i]);
   // parameters and buffers are the inner layers' own, block first, then the shortcut

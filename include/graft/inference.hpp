@@ -11,6 +11,7 @@
 #include "graft/layers/pooling.hpp"
 #include "graft/layers/residual.hpp"
 #include "graft/layers/stack.hpp"
+#include "graft/model/constant.hpp"
 #include "graft/model/heads.hpp"
 #include "graft/model/model.hpp"
 #include "graft/model/runner.hpp"

@@ -142,6 +142,11 @@ void copy(std::size_t n, const T* src, T* dst) noexcept {
 #endif
 }
 
+/// dst[i] = v for i < n (a plain loop: the compiler vectorises it or calls memset).
+template <class T> void fill(std::size_t n, T v, T* dst) noexcept {
+  for (std::size_t i = 0; i < n; ++i) dst[i] = v;
+}
+
 /// dst[i] += src[i] for i < n: whole vectors, then a scalar tail (the same sum either way).
 template <class Arch = xsimd::default_arch, class T>
 void add(std::size_t n, const T* src, T* dst) noexcept {

@@ -35,6 +35,20 @@
 GRAFT_BEGIN_NAMESPACE
 namespace parallel {
 
+/// The most threads one split uses, fixed while compiling: layers that need scratch memory per
+/// thread (conv2d's im2col matrices) size their workspace for this many (1 without threads, so a
+/// single-threaded build's footprints are exact). GRAFT_MAX_THREADS sets it (default 8).
+#if defined(GRAFT_USE_THREADS)
+#if defined(GRAFT_MAX_THREADS)
+inline constexpr std::size_t max_threads = GRAFT_MAX_THREADS;
+#else
+inline constexpr std::size_t max_threads = 8;
+#endif
+#else
+inline constexpr std::size_t max_threads = 1;
+#endif
+static_assert(max_threads >= 1 && max_threads <= 0xffff, "graft: GRAFT_MAX_THREADS out of range");
+
 namespace detail {
 // One thread unless the program asks for more (set_threads) or the environment does
 // (GRAFT_THREADS=n): threads are opt-in even in a threaded build.
@@ -74,8 +88,9 @@ class pool {
     for (auto& t : workers_) t.join();
   }
 
-  // Calls f(begin, end) over `chunks` contiguous parts of [0, n), on the caller and up to
-  // `threads` - 1 workers. false (and nothing called) when a split is already running.
+  // Calls f(begin, end, slot) over `chunks` contiguous parts of [0, n), on the caller (slot 0)
+  // and up to `threads` - 1 workers (slots 1 to threads - 1). false (and nothing called) when a
+  // split is already running.
   template <class F> bool run(std::size_t n, std::size_t chunks, int threads, F& f) {
     bool expected = false;
     if (!busy_.compare_exchange_strong(expected, true, std::memory_order_acquire)) return false;
@@ -89,7 +104,7 @@ class pool {
     state_.store(std::uint64_t{gen} << 32 | std::uint64_t{chunks} << 16, std::memory_order_release);
     signal_.store(gen, std::memory_order_release);
     signal_.notify_all();
-    const std::size_t mine = work(gen);
+    const std::size_t mine = work(gen, 0);
     // wait for the chunks the workers took (they are running: short waits)
     while (done_.load(std::memory_order_acquire) + mine != chunks) cpu_relax();
     busy_.store(false, std::memory_order_release);
@@ -98,13 +113,13 @@ class pool {
 
  private:
   pool() = default;
-  using call_t = void (*)(void*, std::size_t, std::size_t);
-  template <class F> static void call(void* f, std::size_t b, std::size_t e) {
-    (*static_cast<F*>(f))(b, e);
+  using call_t = void (*)(void*, std::size_t, std::size_t, std::size_t);
+  template <class F> static void call(void* f, std::size_t b, std::size_t e, std::size_t slot) {
+    (*static_cast<F*>(f))(b, e, slot);
   }
 
   // Takes chunks of split `gen` until none is left; returns how many this thread ran.
-  std::size_t work(std::uint32_t gen) noexcept {
+  std::size_t work(std::uint32_t gen, std::size_t slot) noexcept {
     std::size_t ran = 0;
     std::uint64_t s = state_.load(std::memory_order_acquire);
     for (;;) {
@@ -115,7 +130,7 @@ class pool {
       const std::size_t n = n_.load(std::memory_order_relaxed);
       call_.load(std::memory_order_relaxed)(fn_.load(std::memory_order_relaxed),
                                             static_cast<std::size_t>(n * next / count),
-                                            static_cast<std::size_t>(n * (next + 1) / count));
+                                            static_cast<std::size_t>(n * (next + 1) / count), slot);
       ++ran;
       s = state_.load(std::memory_order_acquire);
     }
@@ -137,7 +152,7 @@ class pool {
       if (stop_.load(std::memory_order_acquire)) return;
       seen = signal_.load(std::memory_order_acquire);
       if (id >= limit_.load(std::memory_order_relaxed)) continue;
-      const std::size_t ran = work(seen);
+      const std::size_t ran = work(seen, static_cast<std::size_t>(id) + 1);
       if (ran > 0) done_.fetch_add(ran, std::memory_order_release);
     }
   }
@@ -193,12 +208,13 @@ inline constexpr bool available() noexcept {
 #endif
 }
 
-/// Calls f(begin, end) on contiguous parts of [0, n) that together cover it once: split between
-/// threads when the work is worth it (at least min_items per thread; then a few parts per thread,
-/// taken by whichever thread is free), else f(0, n) on the calling thread. f must not throw.
-template <class F> void for_range(std::size_t n, std::size_t min_items, F&& f) {
+/// As for_range, calling f(begin, end, slot): slot < max_threads names the thread running the
+/// part (0: the calling thread), so that f can use scratch memory of its own per slot. Two parts
+/// never run at the same time with the same slot.
+template <class F> void for_slots(std::size_t n, std::size_t min_items, F&& f) {
 #if defined(GRAFT_USE_THREADS)
   std::size_t nt = static_cast<std::size_t>(threads());
+  if (nt > max_threads) nt = max_threads;
   if (min_items == 0) min_items = 1;
   if (nt > n / min_items) nt = n / min_items;
   if (nt > 1) {
@@ -210,7 +226,14 @@ template <class F> void for_range(std::size_t n, std::size_t min_items, F&& f) {
 #else
   (void)min_items;
 #endif
-  f(std::size_t{0}, n);
+  f(std::size_t{0}, n, std::size_t{0});
+}
+
+/// Calls f(begin, end) on contiguous parts of [0, n) that together cover it once: split between
+/// threads when the work is worth it (at least min_items per thread; then a few parts per thread,
+/// taken by whichever thread is free), else f(0, n) on the calling thread. f must not throw.
+template <class F> void for_range(std::size_t n, std::size_t min_items, F&& f) {
+  for_slots(n, min_items, [&f](std::size_t begin, std::size_t end, std::size_t) { f(begin, end); });
 }
 
 /// The fewest elements per thread for which an element-wise, memory-bound pass is worth waking a

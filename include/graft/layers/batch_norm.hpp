@@ -67,11 +67,19 @@ template <class T, class In> class batch_norm_layer {
   }
 
   /// Evaluation: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta.
-  void forward(const T* x, T* y, std::size_t rows, T* /*ws*/) const noexcept {
+  void forward(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
+    const T* p[2] = {gamma.data(), beta.data()};
+    const T* b[2] = {running_mean.data(), running_var.data()};
+    forward_from(p, b, x, y, rows, ws);
+  }
+  /// The same from constant parameters (p: gamma, beta) and buffers (b: mean, variance), read in
+  /// place (a constant_model: weights compiled into the program).
+  static void forward_from(const T* const* p, const T* const* b, const T* x, T* y, std::size_t rows,
+                           T* /*ws*/) noexcept {
     for (std::size_t c = 0; c < C; ++c) {
-      const T a = gamma[c] * frozen_invstd(c);
-      const T b = beta[c] - a * running_mean[c];
-      apply(x, y, rows, c, a, b);
+      const T a = p[0][c] * invstd_of(b[1][c]);
+      const T shift = p[1][c] - a * b[0][c];
+      apply(x, y, rows, c, a, shift);
     }
   }
 
@@ -136,8 +144,9 @@ template <class T, class In> class batch_norm_layer {
   }
 
  private:
-  T frozen_invstd(std::size_t c) const noexcept {
-    return static_cast<T>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+  T frozen_invstd(std::size_t c) const noexcept { return invstd_of(running_var[c]); }
+  static T invstd_of(T var) noexcept {
+    return static_cast<T>(1.0 / std::sqrt(static_cast<double>(var) + eps));
   }
   /// Sums f(i) (and g(i)) over the elements i of channel c in the first `rows` samples: eight
   /// independent lanes in T along a sample's row (so the loop vectorises), each row's total added

@@ -4,7 +4,10 @@
 // and an initialiser (init::pytorch by default).
 //
 // The weight is stored [Filters][Channels * Kernel * Kernel] (PyTorch's layout, flattened). The
-// kernels' buffers are per-thread arrays sized while compiling (thread_local, not heap).
+// kernels' scratch memory (im2col matrices, a zero-bordered image) is a workspace the caller owns
+// (runner, trainer, residual block): one part per thread that a call may use
+// (parallel::max_threads, 1 without threads), counted in every footprint; no static or
+// thread_local buffers, no heap.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -17,6 +20,7 @@
 #include "graft/kernels/parallel.hpp"
 #include "graft/layers/init.hpp"
 #include "graft/layers/layer.hpp"
+#include "graft/layers/workspace.hpp"
 #include "graft/tensor/tensor.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -77,31 +81,65 @@ class conv2d_layer {
       bias.fill(T(0));
   }
 
+  /// Workspace elements: per thread slot, the im2col matrix (or, for the direct convolution, the
+  /// zero-bordered image) and the padded output rows; training adds the transposed output
+  /// gradient per slot and the transposed weight gradient once. A forward uses at most one slot
+  /// per row.
+  static constexpr std::size_t inference_workspace(std::size_t rows) noexcept {
+    const std::size_t slots =
+        rows < parallel::max_threads ? (rows > 0 ? rows : 1) : parallel::max_threads;
+    return slots * forward_slot;
+  }
+  static constexpr std::size_t training_workspace(std::size_t /*rows*/) noexcept {
+    return parallel::max_threads * training_slot + dwt_elements;
+  }
+
   /// Samples are independent: with threads (parallel.hpp) they are split between them, each
-  /// with its own per-thread buffers; every sample's result is the same either way.
-  void forward(const T* x, T* y, std::size_t rows) const noexcept {
-    forward_fused<kernels::identity>(x, y, rows);
+  /// with its own slot of ws; every sample's result is the same either way.
+  void forward(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
+    forward_fused<kernels::identity>(x, y, rows, ws);
+  }
+  template <train_mode>
+  void forward_train(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
+    forward_fused<kernels::identity>(x, y, rows, ws);
   }
   /// y = Epi(conv(x) + b): the activation after this layer, applied to the sums in registers
   /// before they are stored. (backward never reads y, so the pre-activation need not exist.)
-  template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows) const noexcept {
-    parallel::for_range(rows, 2, [&](std::size_t begin, std::size_t end) {
+  template <class Epi>
+  void forward_fused(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
+    const T* p[2] = {weight.data(), bias.data()};
+    forward_fused_from<Epi>(p, nullptr, x, y, rows, ws);
+  }
+  /// The same from constant parameters p (weight, bias when the layer has one) read in place (a
+  /// constant_model: weights compiled into the program).
+  static void forward_from(const T* const* p, const T* const* b, const T* x, T* y, std::size_t rows,
+                           T* ws) noexcept {
+    forward_fused_from<kernels::identity>(p, b, x, y, rows, ws);
+  }
+  template <class Epi> static void forward_fused_from(const T* const* p,
+                                                      const T* const* /*buffers*/, const T* x, T* y,
+                                                      std::size_t rows, T* ws) noexcept {
+    const T* weight = p[0];
+    const T* bias = Bias ? p[1] : nullptr;
+    parallel::for_slots(rows, 2, [&](std::size_t begin, std::size_t end, std::size_t slot) {
+      T* mine = ws + slot * forward_slot;
       if constexpr (direct) {
-        T* xp = image_buffer();
+        T* xp = mine;  // the border stays zero; conv_direct writes only the inside
+        kernels::fill(C * HP * WP, T(0), xp);
         for (std::size_t r = begin; r < end; ++r)
-          kernels::conv_direct<C, H, W, F, K, P, Epi>(x + r * input_shape::size, weight.data(),
-                                                      Bias ? bias.data() : nullptr, xp,
+          kernels::conv_direct<C, H, W, F, K, P, Epi>(x + r * input_shape::size, weight, bias, xp,
                                                       y + r * output_shape::size);
       } else {
-        T* col = col_buffer();
-        T* pad = pad_buffer();
+        T* col = mine;  // its zeros (padding, columns past HWO) are at the same places per image
+        T* pad = mine + col_elements;
+        kernels::fill(CKK * HWOP, T(0), col);
         for (std::size_t r = begin; r < end; ++r) {
           kernels::im2col<C, H, W, K, S, P, HWOP>(x + r * input_shape::size, col, 0, CKK);
           T* yr = y + r * output_shape::size;
           T* out = padded ? pad : yr;  // the product runs over HWOP columns
           for (std::size_t f = 0; f < F; ++f)
             for (std::size_t i = 0; i < HWOP; ++i) out[f * HWOP + i] = Bias ? bias[f] : T(0);
-          kernels::gemm_bcast<HWOP, Epi>(F, CKK, weight.data(), CKK, 1, col, out, true);
+          kernels::gemm_bcast<HWOP, Epi>(F, CKK, weight, CKK, 1, col, out, true);
           if constexpr (padded)
             for (std::size_t f = 0; f < F; ++f) kernels::copy(HWO, pad + f * HWOP, yr + f * HWO);
         }
@@ -112,24 +150,27 @@ class conv2d_layer {
   /// With threads: the input gradient splits the samples; the weight gradient, a sum over the
   /// samples, splits the rows of dW^T (each thread builds only its rows of every sample's im2col
   /// matrix), so every element is summed in the same order as on one thread.
-  template <bool InputGrad, unsigned GradMask> void backward(const T* x, const T* /*y*/,
-                                                             const T* dy, T* dx, T* const* grads,
-                                                             std::size_t rows) const noexcept {
+  template <bool InputGrad, unsigned GradMask, train_mode>
+  void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
+                T* ws) const noexcept {
     constexpr bool weight_grad = (GradMask & 1U) != 0;
     constexpr bool bias_grad = Bias && (GradMask & 2U) != 0;
     if constexpr (InputGrad)  // dcol[CKK x HWO] = W^T dy_r, then scattered back
-      parallel::for_range(rows, 2, [&](std::size_t begin, std::size_t end) {
-        T* dcol = dcol_buffer();
+      parallel::for_slots(rows, 2, [&](std::size_t begin, std::size_t end, std::size_t slot) {
+        T* dcol = ws + slot * training_slot;  // written everywhere by the product
+        T* pad = dcol + col_elements;
         for (std::size_t r = begin; r < end; ++r) {
-          kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, padded_dy(dy, r), dcol, false);
+          kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, padded_dy(dy, r, pad), dcol,
+                                    false);
           kernels::col2im<C, H, W, K, S, P, HWOP>(dcol, dx + r * input_shape::size);
         }
       });
     if constexpr (weight_grad && transposed_weight_grad) {  // dW^T[CKK x F] = sum_r col_r dy_r^T
-      parallel::for_range(CKK, 32, [&](std::size_t begin, std::size_t end) {
-        T* col = col_buffer();
-        T* dyt = dyt_buffer();
-        T* dwt = dwt_buffer();
+      T* dwt = ws + parallel::max_threads * training_slot;
+      parallel::for_slots(CKK, 32, [&](std::size_t begin, std::size_t end, std::size_t slot) {
+        T* col = ws + slot * training_slot;
+        T* dyt = col + col_elements + pad_elements;
+        kernels::fill((end - begin) * HWOP, T(0), col + begin * HWOP);  // im2col writes values
         for (std::size_t r = 0; r < rows; ++r) {
           const T* dyr = dy + r * output_shape::size;  // transposed straight from dy, zero-padded
           for (std::size_t f = 0; f < F; ++f) {
@@ -146,9 +187,11 @@ class conv2d_layer {
       });
     }
     if constexpr ((weight_grad && !transposed_weight_grad) || bias_grad) {
-      T* col = col_buffer();
+      T* col = ws;
+      T* pad = ws + col_elements;
+      if constexpr (weight_grad && !transposed_weight_grad) kernels::fill(CKK * HWOP, T(0), col);
       for (std::size_t r = 0; r < rows; ++r) {
-        const T* dyr = padded_dy(dy, r);
+        const T* dyr = padded_dy(dy, r, pad);
         if constexpr (weight_grad && !transposed_weight_grad) {  // dW[F x CKK] += dy_r col_r^T
           kernels::im2col<C, H, W, K, S, P, HWOP>(x + r * input_shape::size, col, 0, CKK);
           kernels::gemm_nt_dots<CKK, HWOP>(F, dyr, col, grads[0], r > 0);
@@ -173,57 +216,35 @@ class conv2d_layer {
   // dW^T once per call. Otherwise (conv1's F = 6) gemm_nt_dots. The two sum in different orders:
   // the choice depends on F and the scalar type only, never on the vector width.
   static constexpr bool transposed_weight_grad = row_lanes > 1 && F % row_lanes == 0;
-  static T* dyt_buffer() noexcept {
-    alignas(buffer_alignment) static thread_local T buffer[transposed_weight_grad ? HWOP * F : 1];
-    return buffer;
-  }
-  static T* dwt_buffer() noexcept {
-    alignas(buffer_alignment) static thread_local T buffer[transposed_weight_grad ? CKK * F : 1];
-    return buffer;
-  }
 
   // Direct forward convolution (stride 1, rows of at least two SIMD vectors, few filters: conv1
   // of LeNet; kernels::conv_direct): no im2col matrix, the same values bit for bit. Its image
-  // buffer has a zero border, written once per thread (only the inside is written per image).
+  // buffer (in the workspace) has a zero border; only the inside is written per image.
   static constexpr bool direct = S == 1 && kernels::conv_direct_fits<T, WO> && F <= 12;
   static constexpr std::size_t HP = H + 2 * P, WP = W + 2 * P;
-  static T* image_buffer() noexcept {
-    alignas(buffer_alignment) static thread_local T buffer[direct ? C * HP * WP : 1];
-    static thread_local bool zeroed = [] {  // the border stays zero; only the inside is written
-      for (std::size_t i = 0; i < (direct ? C * HP * WP : 1); ++i) buffer[i] = T(0);
-      return true;
-    }();
-    (void)zeroed;
-    return buffer;
-  }
 
-  // The im2col matrix. Its zeros (padding, and the columns past HWO) are at the same places for
-  // every image: they are written once per thread, and im2col writes only the image's values.
-  static T* col_buffer() noexcept {
-    alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
-    static thread_local bool zeroed = [] {
-      for (std::size_t i = 0; i < CKK * HWOP; ++i) buffer[i] = T(0);
-      return true;
-    }();
-    (void)zeroed;
-    return buffer;
-  }
-  // The input gradient's im2col matrix (it has values everywhere, so it is not col_buffer).
-  static T* dcol_buffer() noexcept {
-    alignas(buffer_alignment) static thread_local T buffer[CKK * HWOP];
-    return buffer;
-  }
-  // Output (forward) or output gradient (backward) with rows of HWOP; unused without padding.
-  static T* pad_buffer() noexcept {
-    alignas(buffer_alignment) static thread_local T buffer[padded ? F * HWOP : 1];
-    return buffer;
-  }
+  // The workspace, per thread slot: the im2col matrix (CKK x HWOP; in backward also the input
+  // gradient's), output (gradient) rows padded to HWOP, and in training dy transposed (HWOP x F);
+  // after the slots, dW transposed (CKK x F).
+  static constexpr std::size_t col_elements = aligned_count<T>(CKK * HWOP);
+  static constexpr std::size_t pad_elements = aligned_count<T>(padded ? F * HWOP : 0);
+  static constexpr std::size_t dyt_elements =
+      aligned_count<T>(transposed_weight_grad ? HWOP * F : 0);
+  static constexpr std::size_t dwt_elements =
+      aligned_count<T>(transposed_weight_grad ? CKK * F : 0);
+  static constexpr std::size_t forward_slot =
+      direct ? aligned_count<T>(C * HP * WP) : col_elements + pad_elements;
+  static constexpr std::size_t training_slot = [] {
+    const std::size_t t = col_elements + pad_elements + dyt_elements;
+    return t > forward_slot ? t : forward_slot;
+  }();
+
   // Sample r of dy with rows of HWOP (zeros past HWO): dy itself when HWO is whole vectors, else a
-  // copy in this thread's pad buffer.
-  static const T* padded_dy(const T* dy, std::size_t r) noexcept {
+  // copy in pad (this slot's padded rows).
+  static const T* padded_dy(const T* dy, std::size_t r, T* pad) noexcept {
+    (void)pad;
     const T* dyr = dy + r * output_shape::size;
     if constexpr (padded) {
-      T* pad = pad_buffer();
       for (std::size_t f = 0; f < F; ++f) {
         kernels::copy(HWO, dyr + f * HWO, pad + f * HWOP);
         for (std::size_t i = HWO; i < HWOP; ++i) pad[f * HWOP + i] = T(0);

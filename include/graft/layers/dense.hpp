@@ -39,9 +39,21 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
   /// y = Epi(x W + b): the activation after this layer, applied in the product's output pass.
   /// (backward never reads y, so the pre-activation need not exist.)
   template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows) const noexcept {
+    const T* p[2] = {weight.data(), bias.data()};
+    forward_fused_from<Epi>(p, nullptr, x, y, rows, nullptr);
+  }
+  /// The same from constant parameters p (weight, bias) read in place (a constant_model: weights
+  /// compiled into the program).
+  static void forward_from(const T* const* p, const T* const* b, const T* x, T* y, std::size_t rows,
+                           T* ws) noexcept {
+    forward_fused_from<kernels::identity>(p, b, x, y, rows, ws);
+  }
+  template <class Epi> static void forward_fused_from(const T* const* p,
+                                                      const T* const* /*buffers*/, const T* x, T* y,
+                                                      std::size_t rows, T* /*ws*/) noexcept {
     for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t n = 0; n < N; ++n) y[r * N + n] = bias[n];
-    kernels::gemm_bcast<N, Epi>(rows, K, x, K, 1, weight.data(), y, true);
+      for (std::size_t n = 0; n < N; ++n) y[r * N + n] = p[1][n];
+    kernels::gemm_bcast<N, Epi>(rows, K, x, K, 1, p[0], y, true);
   }
 
   /// InputGrad: write dx = dy W^T. GradMask bit j: write the gradient of param j into grads[j].

@@ -85,12 +85,18 @@ template <class L> constexpr std::size_t inference_workspace_of(std::size_t rows
 /// after it (activations.hpp). By offering it the layer promises that its backward never reads
 /// its own output (the pre-activation is then never written). Models, trainers and runners fuse
 /// such pairs: the activation's forward is not called, and its input is not written.
-template <class L, class Next> constexpr bool fuses_v =
-    !uses_workspace<L> &&
-    requires(const L& l, const typename L::scalar* x, typename L::scalar* y, std::size_t rows) {
+/// A layer with a workspace (conv2d's im2col matrices) offers
+///   template <class Epi> void forward_fused(x, y, rows, T* ws) const noexcept;
+/// instead, with the workspace of its evaluation forward.
+template <class L, class Next>
+constexpr bool fuses_v = requires(const L& l, const typename L::scalar* x, typename L::scalar* y,
+                                  std::size_t rows) {
   typename Next::epilogue;
   requires !std::is_void_v<typename Next::epilogue>;
-  l.template forward_fused<typename Next::epilogue>(x, y, rows);
+  requires((!uses_workspace<L> &&
+            requires { l.template forward_fused<typename Next::epilogue>(x, y, rows); }) ||
+           (uses_workspace<L> &&
+            requires { l.template forward_fused<typename Next::epilogue>(x, y, rows, y); }));
 };
 /// Rows a training batch needs for batch statistics (batch norm over flat features needs two: one
 /// value per channel has no variance). 1 for layers without statistics.
@@ -133,10 +139,40 @@ void forward_eval(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcep
   else
     l.forward(x, y, rows);
 }
-/// Forward of layer l followed by the activation Next, in one pass (requires fuses_v<L, Next>).
+/// Forward of layer l followed by the activation Next, in one pass (requires fuses_v<L, Next>);
+/// ws: the layer's evaluation workspace (inference_workspace_of<L>(rows) elements).
 template <class Next, class L, class T>
-void forward_fused(const L& l, const T* x, T* y, std::size_t rows) noexcept {
-  l.template forward_fused<typename Next::epilogue>(x, y, rows);
+void forward_fused(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {
+  if constexpr (uses_workspace<L>)
+    l.template forward_fused<typename Next::epilogue>(x, y, rows, ws);
+  else
+    l.template forward_fused<typename Next::epilogue>(x, y, rows);
+}
+/// Evaluation forward of a layer of type L from constant parameters and buffers read in place
+/// (p[j]: param(j)'s values, b[j]: buffer(j)'s; a constant_model, weights compiled into the
+/// program): L::forward_from for a layer with parameters or buffers, the forward of a
+/// default-constructed L for one without.
+template <class L, class T> void forward_eval_from(const T* const* p, const T* const* b, const T* x,
+                                                   T* y, std::size_t rows, T* ws) noexcept {
+  if constexpr (requires { L::forward_from(p, b, x, y, rows, ws); }) {
+    L::forward_from(p, b, x, y, rows, ws);
+  } else {
+    static_assert(L::parameter_count == 0 && buffer_count_v<L> == 0,
+                  "graft: a layer with parameters runs from constant weights only if it has "
+                  "static forward_from(params, buffers, x, y, rows, ws) (layers/concept.hpp)");
+    const L l{};
+    forward_eval(l, x, y, rows, ws);
+  }
+}
+/// forward_fused from constant parameters (requires fuses_v<L, Next>).
+template <class Next, class L, class T> void forward_fused_from(const T* const* p,
+                                                                const T* const* b, const T* x, T* y,
+                                                                std::size_t rows, T* ws) noexcept {
+  static_assert(
+      requires { L::template forward_fused_from<typename Next::epilogue>(p, b, x, y, rows, ws); },
+      "graft: a layer that fuses its activation runs from constant weights only if it "
+      "has static forward_fused_from<Epi>(params, buffers, x, y, rows, ws)");
+  L::template forward_fused_from<typename Next::epilogue>(p, b, x, y, rows, ws);
 }
 /// Training forward of any layer (the evaluation forward for layers without a training mode).
 template <train_mode Mode, class L, class T>

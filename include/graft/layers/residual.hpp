@@ -267,19 +267,32 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
   }
 
   void forward(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
+    std::array<const T*, params.size()> p{};
+    std::array<const T*, buffers.size()> b{};
+    for (std::size_t j = 0; j < params.size(); ++j) p[j] = param(j);
+    for (std::size_t j = 0; j < buffers.size(); ++j) b[j] = buffer(j);
+    forward_from(p.data(), b.data(), x, y, rows, ws);
+  }
+  /// The same from constant parameters and buffers read in place (a constant_model: weights
+  /// compiled into the program), in the order of param(j) and buffer(j).
+  static void forward_from(const T* const* p, const T* const* b, const T* x, T* y, std::size_t rows,
+                           T* ws) noexcept {
     const std::size_t buf = aligned_count<T>(rows * tables.widest);
     T* ping[2] = {ws, ws + buf};
     T* inner_ws = ws + 2 * buf;
     meta::static_for<NB>([&](auto k) {
       const T* from = k == 0 ? x : ping[(k + 1) % 2];
       T* to = k == NB - 1 ? y : ping[k % 2];
-      detail::forward_eval(inner<k>(), from, to, rows, inner_ws);
+      detail::forward_eval_from<inner_type<k>>(
+          p + tables.param_offset[k], b + tables.buffer_offset[k], from, to, rows, inner_ws);
     });
     const T* skip = x;
     meta::static_for<NS>([&](auto j) {
       const T* from = j == 0 ? x : ping[(j + 1) % 2];
       T* to = ping[j % 2];
-      detail::forward_eval(inner<NB + j>(), from, to, rows, inner_ws);
+      detail::forward_eval_from<inner_type<NB + j>>(p + tables.param_offset[NB + j],
+                                                    b + tables.buffer_offset[NB + j], from, to,
+                                                    rows, inner_ws);
       skip = to;
     });
     add_to(y, skip, rows * output_shape::size);

@@ -5,10 +5,12 @@
 #pragma once
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 
 #include "graft/layers/layer.hpp"
 #include "graft/layers/workspace.hpp"
 #include "graft/meta/pack.hpp"
+#include "graft/model/constant.hpp"
 #include "graft/model/plan.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -23,7 +25,8 @@ template <class M, std::size_t Batch = 1> class runner {
   static constexpr std::size_t L = M::layer_count;
   static constexpr std::size_t batch = Batch;
   static constexpr std::size_t buffer_elements = aligned_count<T>(Batch * plan::widest);
-  /// The largest workspace a layer needs (residual blocks keep their inner activations there).
+  /// The largest workspace a layer needs (conv2d's im2col matrix, a residual block's inner
+  /// activations).
   static constexpr std::size_t workspace_elements = [] {
     std::size_t w = 0;
     meta::static_for<L>([&](auto i) {
@@ -35,26 +38,46 @@ template <class M, std::size_t Batch = 1> class runner {
   static constexpr std::size_t activation_bytes =
       (2 * buffer_elements + workspace_elements) * sizeof(T);
 
+  /// RAM a runner needs, all of it inline: sizeof(runner) (tests check it).
+  static constexpr std::size_t ram_bytes = activation_bytes;
+
   T* input() noexcept { return buffers_; }
   /// Runs the first `rows` rows of input() through net; returns the output rows. Activations
   /// that the layer before applies in its output pass (plan::fused) take no pass of their own.
-  const T* forward(const M& net, std::size_t rows) noexcept {
+  const T* forward(const M& net, std::size_t rows) noexcept { return run(net, rows); }
+  /// The same with the parameters read in place from constant arrays (weights compiled into the
+  /// program: constant_model.hpp); bitwise the same outputs as the model they were exported from.
+  const T* forward(const constant_model<M>& net, std::size_t rows) noexcept {
+    return run(net, rows);
+  }
+
+ private:
+  template <class Net> const T* run(const Net& net, std::size_t rows) noexcept {
+    T* ws = buffers_ + 2 * buffer_elements;
     meta::static_for<L>([&](auto i) {
       if constexpr (plan::runs_forward(i)) {
+        using Layer = typename M::template layer_type<i>;
         T* from = buffer(side[i]);
         T* to = buffer(side[plan::output_of(i)]);
-        if constexpr (plan::fused[i])
-          detail::forward_fused<typename M::template layer_type<i + 1>>(net.template layer<i>(),
-                                                                        from, to, rows);
-        else
-          detail::forward_eval(net.template layer<i>(), from, to, rows,
-                               buffers_ + 2 * buffer_elements);
+        if constexpr (std::is_same_v<Net, M>) {
+          if constexpr (plan::fused[i])
+            detail::forward_fused<typename M::template layer_type<i + 1>>(net.template layer<i>(),
+                                                                          from, to, rows, ws);
+          else
+            detail::forward_eval(net.template layer<i>(), from, to, rows, ws);
+        } else {
+          if constexpr (plan::fused[i])
+            detail::forward_fused_from<typename M::template layer_type<i + 1>, Layer>(
+                net.params_of(i), net.buffers_of(i), from, to, rows, ws);
+          else
+            detail::forward_eval_from<Layer>(net.params_of(i), net.buffers_of(i), from, to, rows,
+                                             ws);
+        }
       }
     });
     return buffer(side[L]);
   }
 
- private:
   static constexpr auto side = plan::sides(L + 1, 0);
   T* buffer(int s) noexcept { return buffers_ + static_cast<std::size_t>(s) * buffer_elements; }
 

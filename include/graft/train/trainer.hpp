@@ -257,7 +257,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
         if constexpr (plan::fused[i]) {
           if (i + 1 < stop) {
             detail::forward_fused<typename M::template layer_type<i + 1>>(
-                layer, x, at(layout.act[i + 2]), rows);
+                layer, x, at(layout.act[i + 2]), rows, at(layout.ws[i]));
             return;
           }
         }
