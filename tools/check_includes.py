@@ -11,7 +11,8 @@ Folders have ranks; a header may include only headers of its own rank or below:
   6  train/, testing/
   7  graft.hpp, inference.hpp (umbrella headers)
 and the inference header's whole closure holds nothing from train/, optim/, freeze/ or data/, and
-(issue 14: freestanding) no `thread_local`, `throw`, `try`, `typeid` or `dynamic_cast` in its code
+(issue 14: freestanding) no `thread_local`, `throw`, `try`, `typeid` or `dynamic_cast` in its code, nor in those of
+quant/runtime.hpp (int8) and train/device.hpp (fine-tuning on the device)
 (comments and strings aside); tests/freestanding/ checks the system headers it includes.
 Prints every arrow that runs back up and exits 1 if there is one.
 Usage: tools/check_includes.py [include-dir]
@@ -71,12 +72,13 @@ for d in sorted(closure("inference.hpp")):
 # freestanding: no thread-local storage, exceptions or RTTI in the inference closure's code
 strip = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\])*"', re.S)
 banned = re.compile(r'\b(thread_local|throw|try|typeid|dynamic_cast)\b')
-for d in sorted(closure("inference.hpp") | {"inference.hpp"}):
-    code = strip.sub("", (graft / d).read_text())
-    for m in banned.finditer(code):
-        line = code.count("\n", 0, m.start()) + 1
-        bad.append(f"inference.hpp's closure: graft/{d} uses `{m.group(1)}` (not freestanding; "
-                   f"line {line} with comments removed)")
+for top in ("inference.hpp", "quant/runtime.hpp", "train/device.hpp"):
+    for d in sorted(closure(top) | {top}):
+        code = strip.sub("", (graft / d).read_text())
+        for m in banned.finditer(code):
+            line = code.count("\n", 0, m.start()) + 1
+            bad.append(f"{top}'s closure: graft/{d} uses `{m.group(1)}` (not freestanding; "
+                       f"line {line} with comments removed)")
 
 for b in bad:
     print("include graph:", b)

@@ -1,6 +1,7 @@
 // The inference headers are freestanding (issue 14): compiled with -fno-exceptions -fno-rtti and
-// without threads (tests/CMakeLists.txt: freestanding_headers), graft/inference.hpp and
-// graft/model/constant.hpp include none of the headers a small target lacks or pays for: no
+// without threads (tests/CMakeLists.txt: freestanding_headers), graft/inference.hpp,
+// graft/model/constant.hpp, graft/quant/runtime.hpp (int8) and graft/train/device.hpp
+// (fine-tuning on the device) include none of the headers a small target lacks or pays for: no
 // iostream (its static initialiser links the whole of iostreams), fstream, filesystem, threads,
 // mutexes, OpenMP or zlib. The control (GRAFT_FREESTANDING_CONTROL) includes <iostream> first and
 // must fail to build: the check sees what it claims to.
@@ -9,6 +10,8 @@
 #endif
 #include <graft/inference.hpp>
 #include <graft/model/constant.hpp>
+#include <graft/quant/runtime.hpp>
+#include <graft/train/device.hpp>
 
 #if defined(_GLIBCXX_IOSTREAM) || defined(_LIBCPP_IOSTREAM)
 #error "graft/inference.hpp includes <iostream>"

@@ -1,11 +1,13 @@
 // Exact footprints (issue 14), measured: a freestanding batch-1 program (-fno-exceptions
-// -fno-rtti, no threads) runs the exported CNN of tests/export/ from its constant weights and
-// checks that
+// -fno-rtti, no threads) runs the exported CNN of tests/export/ from its constant weights, and one
+// device_trainer step of the exported MLP (bias_only), and checks that
 //  * the runner's RAM is its constexpr figure: sizeof(runner) == runner::ram_bytes, and the
 //    constant data is constant_model::constant_bytes;
-//  * a forward uses a few KiB of stack at most: run on a thread whose stack is painted with a
+//  * (the device trainer's likewise: sizeof(device_trainer) == ram_bytes);
+//  * the forwards and the step use a few KiB of stack at most: run on a thread whose stack is
+//  painted with a
 //    pattern, the bytes overwritten are the high-water mark (printed; limit 16 KiB);
-//  * no heap: neither operator new nor malloc, calloc or realloc is called during 100 forwards
+//  * no heap: neither operator new nor malloc, calloc or realloc is called during them
 //    (this program interposes them, counting calls and passing them on to glibc);
 //  * no thread-local storage: the program has no PT_TLS segment (graft's scratch memory is the
 //    runner's, not thread_local buffers).
@@ -21,8 +23,10 @@
 #include <new>
 
 #include <graft/inference.hpp>
+#include <graft/train/device.hpp>
 
 #include "cnn_weights.hpp"
+#include "mlp_weights.hpp"
 #include "model_types.hpp"
 
 namespace {
@@ -30,6 +34,11 @@ using net_t = export_models::cnn_t;
 using runner_t = graft::runner<net_t, 1>;
 constexpr auto net = cnn_weights::bind<net_t>();
 runner_t runner;  // static storage: RAM known while linking
+// fine-tuning on the device: the exported MLP's biases and head train, its weights stay constant
+using device_t =
+    graft::device_trainer<export_models::mlp_t, 4, graft::sgd, graft::freeze::bias_only>;
+device_t device(mlp_weights::bind<export_models::mlp_t>(), graft::sgd{.lr = 0.05f});
+graft::device_status device_result = graft::device_status::nonfinite_loss;
 volatile bool counting = false;
 long allocations = 0;  // malloc, calloc, realloc and operator new while counting
 float checksum = 0;
@@ -40,8 +49,12 @@ constexpr unsigned char paint = 0xA5;
 void* run(void*) {
   for (std::size_t i = 0; i < net_t::input_shape::size; ++i)
     runner.input()[i] = static_cast<float>(i % 13) / 13.0f;
+  for (std::size_t i = 0; i < 4 * export_models::mlp_t::input_shape::size; ++i)
+    device.input()[i] = static_cast<float>(i % 7) / 7.0f;
+  for (std::size_t r = 0; r < 4; ++r) device.targets()[r] = static_cast<std::int32_t>(r % 3);
   counting = true;
   for (int k = 0; k < 100; ++k) checksum += runner.forward(net, 1)[0];
+  device_result = device.step(4);
   counting = false;
   return nullptr;
 }
@@ -83,6 +96,7 @@ void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 int main() {
   static_assert(sizeof(runner_t) == runner_t::ram_bytes, "runner RAM is its constexpr figure");
+  static_assert(sizeof(device_t) == device_t::ram_bytes, "device trainer RAM likewise");
   int failures = 0;
   auto check = [&](bool ok, const char* what) {
     if (!ok) {
@@ -115,6 +129,9 @@ int main() {
       "100 forwards: stack high-water %zu bytes (thread start-up included), %ld heap "
       "allocations, %d TLS segment(s); checksum %g\n",
       high_water, allocations, tls, static_cast<double>(checksum));
+  std::printf("device_trainer<mlp, 4, sgd, bias_only>: RAM %zu bytes, one step: %s\n",
+              device_t::ram_bytes, device_result == graft::device_status::ok ? "ok" : "failed");
+  check(device_result == graft::device_status::ok, "a device step");
   check(high_water <= 16 * 1024, "stack high-water within 16 KiB");
   check(allocations == 0, "no heap allocation in a forward");
   check(tls == 0, "no thread-local storage");

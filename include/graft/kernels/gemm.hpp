@@ -123,7 +123,10 @@ inline void bcast_tail(std::size_t I, std::size_t P, const T* A, std::size_t rs,
   constexpr std::size_t W = xsimd::batch<T, Arch>::size;
   constexpr std::size_t N1 = N / W * W, t = N - N1;
   constexpr std::size_t R = block_rows<1, Arch>;
-  constexpr std::size_t KC = block_depth<1, Arch, T>;
+  // Blocks of at most 64 rows of B: the buffers stay small on the stack (4 KiB of floats on
+  // AVX-512, 1 KiB on NEON: a microcontroller's stack counts), and the chains are the same for
+  // any block (each block continues them from C).
+  constexpr std::size_t KC = block_depth<1, Arch, T> < 64 ? block_depth<1, Arch, T> : 64;
   alignas(buffer_alignment) T bt[KC * W];
   alignas(buffer_alignment) T ct[R * W];
   for (std::size_t p0 = 0; p0 < P; p0 += KC) {

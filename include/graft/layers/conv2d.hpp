@@ -150,9 +150,18 @@ class conv2d_layer {
   /// With threads: the input gradient splits the samples; the weight gradient, a sum over the
   /// samples, splits the rows of dW^T (each thread builds only its rows of every sample's im2col
   /// matrix), so every element is summed in the same order as on one thread.
-  template <bool InputGrad, unsigned GradMask, train_mode>
-  void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
+  template <bool InputGrad, unsigned GradMask, train_mode Mode>
+  void backward(const T* x, const T* y, const T* dy, T* dx, T* const* grads, std::size_t rows,
                 T* ws) const noexcept {
+    const T* p[2] = {weight.data(), bias.data()};
+    backward_from<InputGrad, GradMask, Mode>(p, nullptr, x, y, dy, dx, grads, rows, ws);
+  }
+  /// The same from parameters p read in place (training on a device: train/device.hpp).
+  template <bool InputGrad, unsigned GradMask, train_mode>
+  static void backward_from(const T* const* p, const T* const* /*buffers*/, const T* x,
+                            const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
+                            T* ws) noexcept {
+    const T* weight = p[0];
     constexpr bool weight_grad = (GradMask & 1U) != 0;
     constexpr bool bias_grad = Bias && (GradMask & 2U) != 0;
     if constexpr (InputGrad)  // dcol[CKK x HWO] = W^T dy_r, then scattered back
@@ -160,8 +169,7 @@ class conv2d_layer {
         T* dcol = ws + slot * training_slot;  // written everywhere by the product
         T* pad = dcol + col_elements;
         for (std::size_t r = begin; r < end; ++r) {
-          kernels::gemm_bcast<HWOP>(CKK, F, weight.data(), 1, CKK, padded_dy(dy, r, pad), dcol,
-                                    false);
+          kernels::gemm_bcast<HWOP>(CKK, F, weight, 1, CKK, padded_dy(dy, r, pad), dcol, false);
           kernels::col2im<C, H, W, K, S, P, HWOP>(dcol, dx + r * input_shape::size);
         }
       });

@@ -57,13 +57,21 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
   }
 
   /// InputGrad: write dx = dy W^T. GradMask bit j: write the gradient of param j into grads[j].
-  template <bool InputGrad, unsigned GradMask> void backward(const T* x, const T* /*y*/,
-                                                             const T* dy, T* dx, T* const* grads,
+  template <bool InputGrad, unsigned GradMask> void backward(const T* x, const T* y, const T* dy,
+                                                             T* dx, T* const* grads,
                                                              std::size_t rows) const noexcept {
+    const T* p[2] = {weight.data(), bias.data()};
+    backward_from<InputGrad, GradMask>(p, nullptr, x, y, dy, dx, grads, rows, nullptr);
+  }
+  /// The same from parameters p read in place (training on a device: train/device.hpp).
+  template <bool InputGrad, unsigned GradMask>
+  static void backward_from(const T* const* p, const T* const* /*buffers*/, const T* x,
+                            const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
+                            T* /*ws*/) noexcept {
     if constexpr ((GradMask & 1U) != 0)  // dW[K x N] = x^T dy
       kernels::gemm_bcast<N>(K, rows, x, 1, K, dy, grads[0], false);
     if constexpr ((GradMask & 2U) != 0) kernels::column_sum<N>(rows, dy, grads[1], false);
-    if constexpr (InputGrad) kernels::gemm_nt_packed<K, N>(rows, dy, weight.data(), dx);
+    if constexpr (InputGrad) kernels::gemm_nt_packed<K, N>(rows, dy, p[0], dx);
   }
 };
 

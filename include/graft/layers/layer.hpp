@@ -194,6 +194,22 @@ void backward_of(const L& l, const T* x, const T* y, const T* dy, T* dx, T* cons
   else
     l.template backward<InputGrad, GradMask>(x, y, dy, dx, grads, rows);
 }
+/// Backward of a layer of type L from parameters read in place (train/device.hpp): L's static
+/// backward_from for a layer with parameters, the backward of a default-constructed L for one
+/// without. Layers whose training forward differs from evaluation (batch statistics, dropout)
+/// are not supported there.
+template <bool InputGrad, unsigned GradMask, train_mode Mode, class L, class T>
+void backward_of_from(const T* const* p, const T* const* b, const T* x, const T* y, const T* dy,
+                      T* dx, T* const* grads, std::size_t rows, T* ws) noexcept {
+  if constexpr (L::parameter_count == 0 && buffer_count_v<L> == 0) {
+    const L l{};
+    backward_of<InputGrad, GradMask, Mode>(l, x, y, dy, dx, grads, rows, ws);
+  } else if constexpr (uses_workspace<L>) {
+    L::template backward_from<InputGrad, GradMask, Mode>(p, b, x, y, dy, dx, grads, rows, ws);
+  } else {
+    L::template backward_from<InputGrad, GradMask>(p, b, x, y, dy, dx, grads, rows, ws);
+  }
+}
 }  // namespace detail
 
 /// A layer spec such as dense<64>: shape-agnostic until a stack binds it (layers/concept.hpp).

@@ -118,6 +118,24 @@ template <class M> class constant_model {
     return m;
   }
 
+  /// A constant_model over tables of pointers the caller fills: params (each layer's param(j)
+  /// in layer order) and buffers (likewise). The device trainer (train/device.hpp) points the
+  /// trainable tensors into RAM and the frozen ones into the constant data.
+  static constexpr constant_model of(
+      const std::array<const scalar*, lay::param_tensors>& params,
+      const std::array<const scalar*, lay::buffer_tensors>& buffers) noexcept {
+    constant_model m;
+    m.params_ = params;
+    m.buffers_ = buffers;
+    return m;
+  }
+  /// Tensors of each kind, over all layers (the sizes of of()'s tables).
+  static constexpr std::size_t param_tensors = lay::param_tensors;
+  static constexpr std::size_t buffer_tensors = lay::buffer_tensors;
+  /// Offset of layer i's first parameter (buffer) in those tables.
+  static constexpr std::size_t param_offset(std::size_t i) noexcept { return offsets.params[i]; }
+  static constexpr std::size_t buffer_offset(std::size_t i) noexcept { return offsets.buffers[i]; }
+
   /// Layer i's parameters (p[j] = param(j)'s values) and buffers.
   constexpr const scalar* const* params_of(std::size_t i) const noexcept {
     return params_.data() + offsets.params[i];

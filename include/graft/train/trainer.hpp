@@ -17,6 +17,7 @@
 #include <string>
 #include <utility>
 
+#include "graft/freeze/plan.hpp"
 #include "graft/freeze/policy.hpp"
 #include "graft/kernels/elementwise.hpp"
 #include "graft/kernels/parallel.hpp"
@@ -34,58 +35,6 @@ class training_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-namespace detail {
-/// forward_plan<M> (model/plan.hpp) plus what a freezing policy decides: which tensors train,
-/// which layers use batch statistics, the lowest trainable layer.
-template <class M> struct model_plan : forward_plan<M> {
-  using forward_plan<M>::L;
-  using forward_plan<M>::param_tensors;
-
-  /// What a policy is told about each layer (meaningful for layers with parameters).
-  static constexpr std::array<freeze::layer_info, L> infos = [] {
-    std::array<freeze::layer_info, L> info{};
-    std::size_t backbone_parametric = 0;
-    for (std::size_t i = 0; i + 1 < L; ++i) backbone_parametric += param_tensors[i] > 0 ? 1 : 0;
-    std::size_t ordinal = 0;
-    for (std::size_t i = 0; i < L; ++i) {
-      info[i] = {i, ordinal, backbone_parametric, i == L - 1};
-      ordinal += param_tensors[i] > 0 ? 1 : 0;
-    }
-    return info;
-  }();
-
-  template <class Policy> static constexpr std::array<unsigned, L> grad_masks = [] {
-    std::array<unsigned, L> masks{};
-    meta::static_for<L>([&](auto i) {
-      using Layer = typename M::template layer_type<i>;
-      static_assert(Layer::params.size() <= max_params_per_layer,
-                    "graft: a layer has more parameter tensors than detail::max_params_per_layer");
-      for (std::size_t j = 0; j < Layer::params.size(); ++j)
-        if (Policy::trains(infos[i], Layer::params[j].kind)) masks[i] |= 1U << j;
-    });
-    return masks;
-  }();
-
-  /// Per layer: whether it normalises with batch statistics (and updates its running statistics)
-  /// in training: a layer with statistics, some trainable parameter, and a policy that does not
-  /// freeze statistics.
-  template <class Policy> static constexpr std::array<bool, L> batch_stats = [] {
-    std::array<bool, L> b{};
-    meta::static_for<L>([&](auto i) {
-      b[i] = has_statistics_v<typename M::template layer_type<i>> && grad_masks<Policy>[i] != 0 &&
-             freeze::updates_statistics<Policy>(infos[i]);
-    });
-    return b;
-  }();
-
-  /// Lowest layer with a trainable parameter (L when nothing trains).
-  template <class Policy> static constexpr std::size_t lowest_trainable = [] {
-    for (std::size_t i = 0; i < L; ++i)
-      if (grad_masks<Policy>[i] != 0) return i;
-    return L;
-  }();
-};
-}  // namespace detail
 
 template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> class trainer {
   static_assert(is_model<M>::value, "graft: trainer<M, ...>: M must be a graft::model");
