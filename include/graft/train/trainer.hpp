@@ -35,7 +35,6 @@ class training_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-
 template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> class trainer {
   static_assert(is_model<M>::value, "graft: trainer<M, ...>: M must be a graft::model");
   static_assert(Batch > 0, "graft: the batch size must be positive");
