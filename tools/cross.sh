@@ -185,7 +185,11 @@ done
 # a time): train_export built and run on the build machine (one epoch of the MLP on Fashion-MNIST;
 # writes the weights and 16 test images with the host's classes as headers), then the freestanding
 # classifier cross-built with the toolchain file (-static -Os -fno-exceptions -fno-rtti) and run
-# under qemu-aarch64 by ctest: it fails unless its 16 classes are the host's. Logs in
+# under qemu-aarch64 by ctest: it fails unless its 16 classes are the host's. Likewise
+# finetune_export (LeNet pre-trained on Fashion-MNIST 0-4 with a new classifier<5>, 100 labelled
+# images of 5-9, 500 test images and the host's finetune<bias_only> result) and finetune (the
+# same fine-tuning on the device by graft::device_trainer, from the constant weights): it fails
+# unless its correct count and trainable-weights hash are the host's, or if a step fails. Logs in
 # build/cross-aarch64/embedded-*.log; a line in its summary.
 run_embedded() {
   local host=build/embedded-host target=build/embedded-aarch64 logs=build/cross-aarch64 t0=$SECONDS
@@ -206,9 +210,10 @@ run_embedded() {
     fi
   done
   if ctest --test-dir "$target" --output-on-failure -V >"$logs/embedded-run.log" 2>&1; then
-    result="$(sed -n 's/^[0-9]*: \(.*classes equal.*\)$/\1/p' "$logs/embedded-run.log")"
+    result="$(sed -n 's/^[0-9]*: \(.*classes equal.*\|fine-tuned on the device.*\)$/\1/p' \
+      "$logs/embedded-run.log")"
     echo "$result"
-    echo "aarch64: examples/embedded passed under qemu ($((SECONDS - t0)) s): $result" >>"$logs/summary.txt"
+    echo "aarch64: examples/embedded passed under qemu ($((SECONDS - t0)) s): ${result//$'\n'/ | }" >>"$logs/summary.txt"
   else
     cat "$logs/embedded-run.log"
     echo "aarch64: examples/embedded FAILED under qemu ($logs/embedded-run.log)" >>"$logs/summary.txt"
