@@ -19,6 +19,7 @@
 
 #include "support/backbones.hpp"
 #include "support/blobs.hpp"
+#include "support/real_data.hpp"
 
 namespace g = graft;
 
@@ -96,14 +97,10 @@ TEST_CASE("device_trainer: a step is bitwise the hosted trainer's step (bias_onl
 }
 
 TEST_CASE("device_trainer: few-shot fine-tuning equals finetune's (weights and accuracy)") {
-  g::data::split fashion;
-  try {
-    fashion = g::data::fashion_mnist();
-  } catch (const g::data_error& e) {
-    if (std::getenv("GRAFT_REQUIRE_DATA") != nullptr) FAIL(e.what());
-    MESSAGE("skipped, Fashion-MNIST not found: " << e.what());
-    return;
-  }
+  const auto loaded =
+      graft_test::real_data("Fashion-MNIST", [] { return g::data::fashion_mnist(); });
+  if (!loaded) return;
+  const g::data::split& fashion = *loaded;
   // source: classes 0-4 (6000 images, 1 epoch); target: classes 5-9, 20 labelled images each
   const auto source = fashion.train.only_classes({0, 1, 2, 3, 4}).take(6000);
   const auto target =

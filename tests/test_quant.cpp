@@ -4,6 +4,8 @@
 // committed hash of int8 outputs that every target must give.
 #include <doctest/doctest.h>
 
+#include "support/real_data.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -435,14 +437,10 @@ TEST_CASE("int8 accuracy within 0.5 points of float: MLP and LeNet on Fashion-MN
   // take minutes of CI; the dev run checks these figures
   MESSAGE("skipped under AddressSanitizer: the dev preset's run checks accuracy");
 #else
-  g::data::split fashion;
-  try {
-    fashion = g::data::fashion_mnist();
-  } catch (const g::data_error& e) {
-    if (std::getenv("GRAFT_REQUIRE_DATA") != nullptr) FAIL(e.what());
-    MESSAGE("skipped, Fashion-MNIST not found: " << e.what());
-    return;
-  }
+  const auto loaded =
+      graft_test::real_data("Fashion-MNIST", [] { return g::data::fashion_mnist(); });
+  if (!loaded) return;
+  const g::data::split& fashion = *loaded;
   accuracy_case<mlp_t>("MLP 784-256-128-10, 1 epoch", fashion, 60000);
   accuracy_case<lenet_t>("LeNet, 1 epoch", fashion, 60000);
 #endif

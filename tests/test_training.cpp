@@ -10,6 +10,7 @@
 #include "support/alloc_counter.hpp"
 #include "support/blobs.hpp"
 #include "support/compare.hpp"
+#include "support/real_data.hpp"
 
 namespace g = graft;
 
@@ -232,14 +233,9 @@ TEST_CASE("a regressor learns a linear map") {
 }
 
 TEST_CASE("learning on real MNIST (a subset): above 89% after one epoch on 24000 images") {
-  g::data::split mnist;
-  try {
-    mnist = g::data::mnist();
-  } catch (const g::data_error& e) {
-    if (std::getenv("GRAFT_REQUIRE_DATA") != nullptr) FAIL(e.what());
-    MESSAGE("skipped, MNIST not found: " << e.what());
-    return;
-  }
+  const auto loaded = graft_test::real_data("MNIST", [] { return g::data::mnist(); });
+  if (!loaded) return;
+  const g::data::split& mnist = *loaded;
   using mlp = g::stack<g::input<1, 28, 28>, g::flatten, g::dense<128>, g::relu>;
   using net_t = g::model<mlp, g::classifier<10>>;
   auto net = g::make_model<net_t>(g::seed{0});
