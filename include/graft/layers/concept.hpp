@@ -189,10 +189,12 @@ namespace diagnostics {
 // What a bound layer lacks, as printed by error::layer_lacks_member.
 struct needs_scalar_input_shape_and_output_shape_types {};
 struct needs_parameter_count_and_params_array_of_param_desc {};
+// NOLINTNEXTLINE(readability-identifier-naming): the name is the message, T and all
 struct needs_param_j_returning_T_pointer_const_and_non_const {};
 struct needs_init_splitmix64_ref {};
 struct needs_static_name_returning_std_string {};
 struct needs_forward_x_y_rows_const {};
+// NOLINTNEXTLINE(readability-identifier-naming)
 struct needs_template_backward_InputGrad_GradMask_x_y_dy_dx_grads_rows_const {};
 struct is_a_complete_layer {};
 }  // namespace diagnostics

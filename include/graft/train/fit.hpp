@@ -89,7 +89,7 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) 
   cache.fill(*t, ds, targets.data());
 
   train_report rep;
-  std::size_t step = static_cast<std::size_t>(pos.step);
+  auto step = static_cast<std::size_t>(pos.step);
   rep.resumed_from = step;
   rep.samples = static_cast<std::size_t>(pos.samples);
   divergence_watch<T> watch;

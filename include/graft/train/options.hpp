@@ -70,9 +70,9 @@ template <class T> constexpr std::size_t batch_value_or_zero() {
     return 0;
 }
 template <class... O> constexpr std::size_t batch_of() {
-  constexpr std::size_t found = (std::size_t{0} + ... + (is_batch<std::decay_t<O>>::value ? 1 : 0));
+  constexpr auto found = (std::size_t{0} + ... + (is_batch<std::decay_t<O>>::value ? 1 : 0));
   static_assert(found <= 1, "graft: more than one batch<N> option");
-  constexpr std::size_t b = (std::size_t{0} + ... + batch_value_or_zero<std::decay_t<O>>());
+  constexpr auto b = (std::size_t{0} + ... + batch_value_or_zero<std::decay_t<O>>());
   return b == 0 ? default_batch : b;
 }
 

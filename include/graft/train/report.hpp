@@ -29,8 +29,7 @@ struct train_report {
 /// weights the model holds now.
 class divergence_error : public training_error {
  public:
-  divergence_error(const std::string& what, train_report r)
-      : training_error(what), report_(std::move(r)) {}
+  divergence_error(const std::string& what, train_report r) : training_error(what), report_(r) {}
   const train_report& report() const noexcept { return report_; }
 
  private:
