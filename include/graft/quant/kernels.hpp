@@ -33,7 +33,7 @@
 #include "graft/config.hpp"
 #include "graft/quant/requant.hpp"
 
-#if defined(__AVX2__) || defined(__AVX512BW__)
+#if defined(__SSE2__)
 #include <immintrin.h>
 #endif
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
@@ -153,34 +153,90 @@ inline void gemm_scalar(std::size_t I, std::size_t J, std::size_t K, const std::
 }
 
 #if defined(__AVX512BW__) && defined(__AVX512VNNI__)
+/// The sum of a row of K int8, 64 bytes at a time: vpsadbw of the bytes made unsigned (x + 128;
+/// the masked-off bytes are 0, 128 once flipped), less 128 for every byte summed.
+inline std::int32_t row_sum_avx512(const std::int8_t* s, std::size_t K) noexcept {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i t = _mm512_setzero_si512();
+  std::size_t k = 0;
+  for (; k < K; k += 64) {
+    const auto m = K - k >= 64 ? ~__mmask64{0} : (__mmask64{1} << (K - k)) - 1U;
+    t = _mm512_add_epi64(t,
+                         _mm512_sad_epu8(_mm512_xor_si512(_mm512_maskz_loadu_epi8(m, s + k), flip),
+                                         _mm512_setzero_si512()));
+  }
+  alignas(64) std::int64_t lanes[8];
+  _mm512_store_si512(static_cast<void*>(lanes), t);
+  std::int64_t sum = 0;
+  for (std::int64_t l : lanes) sum += l;
+  return static_cast<std::int32_t>(sum - 128 * static_cast<std::int64_t>(k));
+}
+/// NI rows of C over NR panels: every panel row of V is loaded (and made unsigned) once for the
+/// NI rows of S; NI * NR accumulators in registers.
+template <std::size_t NI, std::size_t NR>
+inline void gemm_avx512vnni_tile(std::size_t K, const std::int8_t* s, std::size_t lds,
+                                 const std::int8_t* v, std::size_t stride, std::int32_t* c,
+                                 std::size_t ldc, const std::int32_t* sums) noexcept {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const std::size_t full = K / 4, Q = quads(K);
+  __m512i acc[NI][NR];
+#pragma GCC unroll 8
+  for (std::size_t i = 0; i < NI; ++i)
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < NR; ++r) acc[i][r] = _mm512_setzero_si512();
+  for (std::size_t q = 0; q < Q; ++q) {
+    __m512i a[NR];
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < NR; ++r)
+      a[r] = _mm512_xor_si512(_mm512_loadu_si512(static_cast<const void*>(v + r * stride + q * 64)),
+                              flip);
+#pragma GCC unroll 8
+    for (std::size_t i = 0; i < NI; ++i) {
+      std::int32_t bq;
+      if (q < full)
+        std::memcpy(&bq, s + i * lds + 4 * q, 4);
+      else
+        bq = quad(s + i * lds, q, K);
+      const __m512i bi = _mm512_set1_epi32(bq);
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < NR; ++r) acc[i][r] = _mm512_dpbusd_epi32(acc[i][r], a[r], bi);
+    }
+  }
+#pragma GCC unroll 8
+  for (std::size_t i = 0; i < NI; ++i) {
+    const __m512i correction = _mm512_set1_epi32(128 * sums[i]);
+#pragma GCC unroll 4
+    for (std::size_t r = 0; r < NR; ++r)
+      _mm512_storeu_si512(static_cast<void*>(c + i * ldc + r * 16),
+                          _mm512_sub_epi32(acc[i][r], correction));
+  }
+}
+template <std::size_t NI> inline void gemm_avx512vnni_rows(std::size_t P, std::size_t K,
+                                                           const std::int8_t* s, std::size_t lds,
+                                                           const std::int8_t* V, std::int32_t* c,
+                                                           std::size_t ldc) noexcept {
+  constexpr std::size_t R = 4;  // NI x 4 accumulators: at most 24 registers
+  const std::size_t stride = quads(K) * 64;
+  std::int32_t sums[NI];
+  for (std::size_t i = 0; i < NI; ++i) sums[i] = row_sum_avx512(s + i * lds, K);
+  const std::size_t whole = P / R;
+  for (std::size_t t = 0; t < whole; ++t)
+    gemm_avx512vnni_tile<NI, R>(K, s, lds, V + t * R * stride, stride, c + t * R * 16, ldc, sums);
+  for (std::size_t p = whole * R; p < P; ++p)
+    gemm_avx512vnni_tile<NI, 1>(K, s, lds, V + p * stride, stride, c + p * 16, ldc, sums);
+}
 inline void gemm_avx512vnni(std::size_t I, std::size_t J, std::size_t K, const std::int8_t* S,
                             std::size_t lds, const std::int8_t* V, std::int32_t* C,
                             std::size_t ldc) noexcept {
-  constexpr std::size_t R = 4;  // panels at once: independent accumulators
-  const std::size_t P = panels(J), Q = quads(K), stride = Q * 64;
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  for (std::size_t i = 0; i < I; ++i) {
-    const std::int8_t* s = S + i * lds;
-    const __m512i correction = _mm512_set1_epi32(128 * row_sum(s, K));
-    for (std::size_t p0 = 0; p0 < P; p0 += R) {
-      const std::size_t nr = P - p0 < R ? P - p0 : R;
-      const std::int8_t* v = V + p0 * stride;
-      __m512i acc[R];
-      for (std::size_t r = 0; r < R; ++r) acc[r] = _mm512_setzero_si512();
-      for (std::size_t q = 0; q < Q; ++q) {
-        const __m512i b = _mm512_set1_epi32(quad(s, q, K));
-        for (std::size_t r = 0; r < R; ++r)
-          if (r < nr) {
-            const __m512i a = _mm512_xor_si512(
-                _mm512_loadu_si512(static_cast<const void*>(v + r * stride + q * 64)), flip);
-            acc[r] = _mm512_dpbusd_epi32(acc[r], a, b);
-          }
-      }
-      for (std::size_t r = 0; r < nr; ++r)
-        _mm512_storeu_si512(static_cast<void*>(C + i * ldc + (p0 + r) * 16),
-                            _mm512_sub_epi32(acc[r], correction));
-    }
-  }
+  const std::size_t P = panels(J);
+  const std::size_t i6 = I / 6 * 6, i4 = I - i6 >= 4 ? i6 + 4 : i6, i2 = i4 + (I - i4) / 2 * 2;
+  for (std::size_t i = 0; i < i6; i += 6)
+    gemm_avx512vnni_rows<6>(P, K, S + i * lds, lds, V, C + i * ldc, ldc);
+  if (i4 > i6) gemm_avx512vnni_rows<4>(P, K, S + i6 * lds, lds, V, C + i6 * ldc, ldc);
+  for (std::size_t i = i4; i < i2; i += 2)
+    gemm_avx512vnni_rows<2>(P, K, S + i * lds, lds, V, C + i * ldc, ldc);
+  for (std::size_t i = i2; i < I; ++i)
+    gemm_avx512vnni_rows<1>(P, K, S + i * lds, lds, V, C + i * ldc, ldc);
 }
 #endif
 
@@ -352,6 +408,90 @@ template <isa A = best> void gemm(std::size_t I, std::size_t J, std::size_t K, c
 #endif
 }
 
+#if defined(__AVX512F__)
+namespace detail {
+/// The low bytes of 16 int32 lanes (values in int8's range) to out[0..n), n <= 16: vpmovdb to a
+/// register and a plain store (the masked store to memory is slow on Zen 4).
+inline void store_bytes(std::int8_t* out, __m512i v, std::size_t n) noexcept {
+  _mm512_mask_cvtepi32_storeu_epi8(out, static_cast<__mmask16>((1U << n) - 1U), v);
+}
+}  // namespace detail
+
+#endif
+/// out[i] = quantize_value(x[i], scale, zero_point) for i < n (requant.hpp), 16 at a time with
+/// AVX-512: the same IEEE division and the same rounding, half away from zero (values are clamped
+/// to +-1024 before the truncation instead of +-2^30: both saturate to int8 the same way).
+inline void quantize_row(std::size_t n, const float* x, float scale, std::int32_t zero_point,
+                         std::int8_t* out) noexcept {
+  std::size_t i = 0;
+#if defined(__AVX512F__)
+  const __m512 s = _mm512_set1_ps(scale), half = _mm512_set1_ps(0.5f),
+               mhalf = _mm512_set1_ps(-0.5f), big = _mm512_set1_ps(1024.0f),
+               mbig = _mm512_set1_ps(-1024.0f);
+  const __m512i zp = _mm512_set1_epi32(zero_point), lo = _mm512_set1_epi32(-128),
+                hi = _mm512_set1_epi32(127), one = _mm512_set1_epi32(1);
+  // the zero-masked forms with every lane: g++ 12 warns falsely in the unmasked ones (see z512)
+  constexpr __mmask16 all = 0xFFFF;
+  for (; i < n; i += 16) {
+    const std::size_t m = n - i < 16 ? n - i : 16;
+    const auto k = static_cast<__mmask16>((1U << m) - 1U);
+    __m512 v = _mm512_div_ps(_mm512_maskz_loadu_ps(k, x + i), s);
+    const __mmask16 ordered = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+    v = _mm512_maskz_mov_ps(ordered, v);  // NaN: 0
+    v = _mm512_maskz_min_ps(all, _mm512_maskz_max_ps(all, v, mbig), big);
+    __m512i t = _mm512_maskz_cvttps_epi32(all, v);
+    const __m512 frac = _mm512_sub_ps(v, _mm512_maskz_cvtepi32_ps(all, t));
+    t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ), t, one);
+    t = _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(frac, mhalf, _CMP_LE_OQ), t, one);
+    t = _mm512_maskz_min_epi32(all, _mm512_maskz_max_epi32(all, _mm512_add_epi32(t, zp), lo), hi);
+    detail::store_bytes(out + i, t, m);
+  }
+#endif
+  for (; i < n; ++i) out[i] = quantize_value(x[i], scale, zero_point);
+}
+
+/// One quad of a matrix in panels from four of its rows: rows[r][j] is V(4q + r, j) for
+/// j < P * 16; panel p's 64 bytes of the quad go to dst + p * stride (stride: quads(K) * 64). The
+/// same bytes on every path (a 4 x 16 byte transpose per panel).
+inline void pack_quad(const std::int8_t* const* rows, std::size_t P, std::int8_t* dst,
+                      std::size_t stride) noexcept {
+  for (std::size_t p = 0; p < P; ++p) {
+    const std::size_t j = p * 16;
+    std::int8_t* out = dst + p * stride;
+#if defined(__SSE2__)
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[0] + j));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[1] + j));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[2] + j));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[3] + j));
+    const __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+    const __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi16(ab0, cd0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm_unpackhi_epi16(ab0, cd0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm_unpacklo_epi16(ab1, cd1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm_unpackhi_epi16(ab1, cd1));
+#elif GRAFT_QUANT_NEON
+    int8x16x4_t t;
+    for (std::size_t r = 0; r < 4; ++r) t.val[r] = vld1q_s8(rows[r] + j);
+    vst4q_s8(out, t);
+#else
+    for (std::size_t l = 0; l < 16; ++l)
+      for (std::size_t r = 0; r < 4; ++r) out[l * 4 + r] = rows[r][j + l];
+#endif
+  }
+}
+
+/// out[x] = max(r0[2x], r0[2x + 1], r1[2x], r1[2x + 1]) for x < n: a 2 x 2 max pooling of two
+/// rows of int32.
+inline void max_pool2_i32(std::size_t n, const std::int32_t* r0, const std::int32_t* r1,
+                          std::int32_t* out) noexcept {
+  std::size_t x = 0;
+  for (; x < n; ++x) {
+    const std::int32_t a = r0[2 * x] > r0[2 * x + 1] ? r0[2 * x] : r0[2 * x + 1];
+    const std::int32_t b = r1[2 * x] > r1[2 * x + 1] ? r1[2 * x] : r1[2 * x + 1];
+    out[x] = a > b ? a : b;
+  }
+}
+
 /// Output stage of n sums: out[j] = requantize(acc[j] + bias[j * step], mult[j * step],
 /// shift[j * step], zero_point, lo, hi); step 1: per output channel (a dense layer's columns),
 /// step 0: one channel for the whole row (a convolution's filter).
@@ -403,12 +543,76 @@ inline __m512i srai_epi32(__m512i a, unsigned n) noexcept {
   return _mm512_maskz_srai_epi32(0xFFFF, a, n);
 }
 }  // namespace z512
+/// The output stage of one channel (step 0) on 16 sums: the shifts, the rounding mask and the
+/// multiplier (in both halves of every 64-bit lane) are the same for all lanes, so this takes
+/// fewer operations than the per-lane form below (the same results).
+struct requant512 {
+  __m512i b, m, mask, half, zp, lo, hi, one, nudge;
+  __m128i left, right;
+  explicit requant512(const output_stage& o) noexcept {
+    const std::int32_t sh = o.shift[0];
+    const auto mask_s = static_cast<std::int32_t>((std::int64_t{1} << (sh > 0 ? 0 : -sh)) - 1);
+    left = _mm_cvtsi32_si128(sh > 0 ? sh : 0);
+    right = _mm_cvtsi32_si128(sh > 0 ? 0 : -sh);
+    b = _mm512_set1_epi32(o.bias[0]);
+    m = _mm512_set1_epi32(o.multiplier[0]);
+    mask = _mm512_set1_epi32(mask_s);
+    half = _mm512_set1_epi32(mask_s >> 1);
+    zp = _mm512_set1_epi32(o.zero_point);
+    lo = _mm512_set1_epi32(o.lo);
+    hi = _mm512_set1_epi32(o.hi);
+    one = _mm512_set1_epi32(1);
+    nudge = _mm512_set1_epi64(std::int64_t{1} << 30);
+  }
+  __m512i operator()(__m512i acc) const noexcept {
+    __m512i x = _mm512_maskz_sll_epi32(0xFFFF, _mm512_add_epi32(acc, b), left);
+    const __m512i pe = z512::srli_epi64(_mm512_add_epi64(z512::mul_epi32(x, m), nudge), 31);
+    const __m512i po = z512::slli_epi64(
+        z512::srli_epi64(_mm512_add_epi64(z512::mul_epi32(z512::srli_epi64(x, 32), m), nudge), 31),
+        32);
+    const __m512i h = _mm512_mask_blend_epi32(0xAAAA, pe, po);
+    const __m512i rem = _mm512_and_si512(h, mask);
+    const __m512i thr = _mm512_add_epi32(half, z512::srli_epi32(h, 31));
+    __m512i y = _mm512_maskz_sra_epi32(0xFFFF, h, right);
+    y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, one);
+    return z512::min_epi32(z512::max_epi32(_mm512_add_epi32(y, zp), lo), hi);
+  }
+};
+/// The 2 x 2 max pooling of two rows of sums (2n each), then the output stage of one channel, in
+/// registers.
+inline void pool2_requantize_avx512(std::size_t n, const std::int32_t* r0, const std::int32_t* r1,
+                                    const output_stage& o, std::int8_t* out) noexcept {
+  const requant512 rq(o);
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for (std::size_t x = 0; x < n; x += 16) {
+    const std::size_t m = n - x < 16 ? n - x : 16;
+    const auto k0 = static_cast<__mmask16>(m >= 8 ? 0xFFFFU : (1U << (2 * m)) - 1U);
+    const auto k1 = static_cast<__mmask16>(m > 8 ? (1U << (2 * (m - 8))) - 1U : 0U);
+    const __m512i v0 = z512::max_epi32(_mm512_maskz_loadu_epi32(k0, r0 + 2 * x),
+                                       _mm512_maskz_loadu_epi32(k0, r1 + 2 * x));
+    const __m512i v1 = z512::max_epi32(_mm512_maskz_loadu_epi32(k1, r0 + 2 * x + 16),
+                                       _mm512_maskz_loadu_epi32(k1, r1 + 2 * x + 16));
+    const __m512i h = z512::max_epi32(_mm512_permutex2var_epi32(v0, even, v1),
+                                      _mm512_permutex2var_epi32(v0, odd, v1));
+    store_bytes(out + x, rq(h), m);
+  }
+}
 inline void requantize_avx512(std::size_t n, const std::int32_t* acc, const output_stage& o,
                               std::size_t step, std::int8_t* out) noexcept {
   const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
   const __m512i nudge = _mm512_set1_epi64(std::int64_t{1} << 30);
   const __m512i zp = _mm512_set1_epi32(o.zero_point), lo = _mm512_set1_epi32(o.lo),
                 hi = _mm512_set1_epi32(o.hi);
+  if (step == 0) {
+    const requant512 rq(o);
+    for (std::size_t j = 0; j < n; j += 16) {
+      const std::size_t left_n = n - j < 16 ? n - j : 16;
+      const auto k = static_cast<__mmask16>((1U << left_n) - 1U);
+      store_bytes(out + j, rq(_mm512_maskz_loadu_epi32(k, acc + j)), left_n);
+    }
+    return;
+  }
   for (std::size_t j = 0; j < n; j += 16) {
     const std::size_t left_n = n - j < 16 ? n - j : 16;
     const auto k = static_cast<__mmask16>((1U << left_n) - 1U);
@@ -441,7 +645,7 @@ inline void requantize_avx512(std::size_t n, const std::int32_t* acc, const outp
     __m512i y = z512::srav_epi32(h, right);
     y = _mm512_mask_add_epi32(y, _mm512_cmpgt_epi32_mask(rem, thr), y, one);
     y = z512::min_epi32(z512::max_epi32(_mm512_add_epi32(y, zp), lo), hi);
-    _mm512_mask_cvtepi32_storeu_epi8(out + j, k, y);
+    store_bytes(out + j, y, left_n);
   }
 }
 #endif
@@ -566,6 +770,26 @@ template <isa A = best> void requantize_row(std::size_t n, const std::int32_t* a
   }
 #endif
   detail::requantize_scalar(n, acc, o, step, out);
+}
+
+/// out[x] = the output stage (one channel, step 0) of max(r0[2x], r0[2x + 1], r1[2x], r1[2x + 1])
+/// for x < n: a convolution's 2 x 2 max pooling done on its sums (see qconv2d::forward_pooled).
+template <isa A = best> void pool2_requantize_row(std::size_t n, const std::int32_t* r0,
+                                                  const std::int32_t* r1, const output_stage& o,
+                                                  std::int8_t* out) noexcept {
+  static_assert(available<A>, "graft::quant: this instruction set is not enabled in this build");
+#if defined(__AVX512BW__)
+  if constexpr (A == isa::avx512bw || A == isa::avx512vnni) {
+    detail::pool2_requantize_avx512(n, r0, r1, o, out);
+    return;
+  }
+#endif
+  for (std::size_t x = 0; x < n; x += 16) {
+    const std::size_t m = n - x < 16 ? n - x : 16;
+    std::int32_t t[16];
+    max_pool2_i32(m, r0 + 2 * x, r1 + 2 * x, t);
+    requantize_row<A>(m, t, o, 0, out + x);
+  }
 }
 
 }  // namespace quant::kernels

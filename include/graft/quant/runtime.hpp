@@ -82,43 +82,149 @@ struct qconv2d {
   static constexpr std::size_t in_size = C * H * W, out_size = F * HWO;
   static constexpr std::size_t weight_bytes = F * row_bytes;
   static constexpr std::size_t channels = F;
-  static constexpr std::size_t image_bytes = align64(C * HP * WP);
-  static constexpr std::size_t col_bytes = kernels::panel_bytes(CKK, HWO);
-  static constexpr std::size_t scratch_bytes =
-      image_bytes + col_bytes + kernels::panels(HWO) * kernels::panel_width * 4;
+  // Stride 1: the patches of "virtual" pixels j = oy * WP + ox (ox < WP, the columns past WO
+  // computed and dropped), so that row k = (c, ky, kx) of the patch matrix is the bordered image
+  // from c * HP * WP + ky * WP + kx on: the panels are packed straight from the image, with no
+  // copy per output row. Other strides: WO pixels per output row, copied row by row.
+  static constexpr std::size_t WV = S == 1 ? WP : WO, NV = HO * WV;
+  static constexpr std::size_t PP = kernels::panels(NV), Q = kernels::quads(CKK);
+  // the bordered image, with room for the last panels' reads past it (stride 1)
+  static constexpr std::size_t image_bytes = S == 1  ? align64(C * HP * WP + KS - 1 + PP * 16 - NV)
+                                             : P > 0 ? align64(C* HP* WP)
+                                                     : 0;
+  static constexpr std::size_t col_bytes = kernels::panel_bytes(CKK, NV);
+  // every filter's sums over B panels at a time (at most 4 KiB); other strides: the work area
+  // first holds four rows of the patch matrix (one quad)
+  static constexpr std::size_t B = [] {
+    std::size_t b = 4096 / (F * 64);
+    b = b > 8 ? 8 : b < 1 ? 1 : b;
+    return b > PP ? PP : b;
+  }();
+  // with a 2 x 2 max pooling fused (forward_pooled): RB output rows (an even count) at a time,
+  // over the panels they touch (TP at most)
+  static constexpr bool poolable = HO % 2 == 0 && WO % 2 == 0;
+  static constexpr std::size_t RB = 2 * (B * 16 / (2 * WV) > 0 ? B * 16 / (2 * WV) : 1);
+  static constexpr std::size_t TP = (RB * WV + 15) / 16 + 1 > B ? (RB* WV + 15) / 16 + 1 : B;
+  static constexpr std::size_t acc_bytes = F * TP * 16 * 4, rows_bytes = S == 1 ? 0 : 4 * PP * 16;
+  static constexpr std::size_t work_bytes = acc_bytes > rows_bytes ? acc_bytes : rows_bytes;
+  static constexpr std::size_t scratch_bytes = image_bytes + col_bytes + work_bytes;
   static constexpr std::array<std::uint64_t, 8> signature{2, C, H, W, F, KS, S * 1000 + P, Relu};
+
+  /// The patch matrix of one image, in panels, at scratch + image_bytes.
+  static void patches(const layer_view& p, const std::int8_t* xr, std::uint8_t* scratch) noexcept {
+    auto* col = reinterpret_cast<std::int8_t*>(scratch + image_bytes);
+    std::uint8_t* work = scratch + image_bytes + col_bytes;
+    constexpr std::size_t NP = PP * 16, stride = Q * 64;
+    {
+      const std::int8_t* img = xr;
+      if constexpr (image_bytes > 0) {
+        // the image with a border of the input's zero point (the real value 0)
+        auto* padded = reinterpret_cast<std::int8_t*>(scratch);
+        if constexpr (P > 0) {
+          std::memset(padded, static_cast<std::int8_t>(p.meta[0]), image_bytes);
+          for (std::size_t c = 0; c < C; ++c)
+            for (std::size_t i = 0; i < H; ++i)
+              std::memcpy(padded + (c * HP + i + P) * WP + P, xr + (c * H + i) * W, W);
+        } else {
+          std::memcpy(padded, xr, in_size);
+          std::memset(padded + in_size, 0, image_bytes - in_size);
+        }
+        img = padded;
+      }
+      // the patch matrix in panels, one quad of rows k = (c, ky, kx) at a time: row k holds
+      // pixel (oy, ox)'s input (c, oy * S + ky, ox * S + kx); the rows past C*K*K meet the zero
+      // bytes of the filters (any bytes do: the image's)
+      for (std::size_t q = 0; q < Q; ++q) {
+        const std::int8_t* quad_rows[4];
+        for (std::size_t i = 0; i < 4; ++i) {
+          const std::size_t k = 4 * q + i < CKK ? 4 * q + i : 0;
+          const std::size_t c = k / (KS * KS), ky = k / KS % KS, kx = k % KS;
+          const std::int8_t* src = img + (c * HP + ky) * WP + kx;
+          if constexpr (S == 1) {
+            quad_rows[i] = src;
+          } else {
+            std::int8_t* row = reinterpret_cast<std::int8_t*>(work) + i * NP;
+            for (std::size_t oy = 0; oy < HO; ++oy)
+              for (std::size_t ox = 0; ox < WO; ++ox) row[oy * WO + ox] = src[oy * S * WP + ox * S];
+            for (std::size_t j = HWO; j < NP; ++j) row[j] = 0;
+            quad_rows[i] = row;
+          }
+        }
+        kernels::pack_quad(quad_rows, PP, col + q * 64, stride);
+      }
+    }
+  }
 
   template <kernels::isa A> static void forward(const layer_view& p, const std::int8_t* x,
                                                 std::int8_t* y, std::size_t rows,
                                                 std::uint8_t* scratch) noexcept {
-    auto* img = reinterpret_cast<std::int8_t*>(scratch);
     auto* col = reinterpret_cast<std::int8_t*>(scratch + image_bytes);
     auto* acc = reinterpret_cast<std::int32_t*>(scratch + image_bytes + col_bytes);
-    const auto zp_in = static_cast<std::int8_t>(p.meta[0]);
+    constexpr std::size_t stride = Q * 64;
     for (std::size_t r = 0; r < rows; ++r) {
-      const std::int8_t* xr = x + r * in_size;
-      // the image with a border of the input's zero point (the real value 0)
-      if constexpr (P > 0) std::memset(img, zp_in, C * HP * WP);
-      for (std::size_t c = 0; c < C; ++c)
-        for (std::size_t i = 0; i < H; ++i)
-          std::memcpy(img + (c * HP + i + P) * WP + P, xr + (c * H + i) * W, W);
-      // its patches, in panels: pixel p's quad q at (p/16) * Q * 64 + q * 64 + (p % 16) * 4
-      constexpr std::size_t Q = kernels::quads(CKK);
-      for (std::size_t px = 0; px < HWO; ++px) {
-        const std::size_t oy = px / WO, ox = px % WO;
-        std::int8_t patch[row_bytes]{};
-        for (std::size_t c = 0; c < C; ++c)
-          for (std::size_t ky = 0; ky < KS; ++ky)
-            std::memcpy(patch + (c * KS + ky) * KS, img + (c * HP + oy * S + ky) * WP + ox * S, KS);
-        std::int8_t* dst = col + (px / 16) * Q * 64 + (px % 16) * 4;
-        for (std::size_t q = 0; q < Q; ++q) std::memcpy(dst + q * 64, patch + 4 * q, 4);
-      }
+      patches(p, x + r * in_size, scratch);
+      // every filter over B panels of pixels at a time (each panel row of patches loaded once for
+      // several filters), then requantised, output row by output row
       std::int8_t* yr = y + r * out_size;
-      for (std::size_t f = 0; f < F; ++f) {
-        kernels::gemm<A>(1, HWO, CKK, p.weights + f * row_bytes, row_bytes, col, acc, 0);
-        const kernels::output_stage o{p.bias + f, p.mult + f, p.shift + f,
-                                      p.meta[1],  p.meta[2],  p.meta[3]};
-        kernels::requantize_row<A>(HWO, acc, o, 0, yr + f * HWO);
+      for (std::size_t p0 = 0; p0 < PP; p0 += B) {
+        const std::size_t j0 = p0 * 16, nj = NV - j0 < B * 16 ? NV - j0 : B * 16;
+        kernels::gemm<A>(F, nj, CKK, p.weights, row_bytes, col + p0 * stride, acc, B * 16);
+        for (std::size_t oy = j0 / WV; oy < HO && oy * WV < j0 + nj; ++oy) {
+          const std::size_t a = oy * WV > j0 ? oy * WV : j0;
+          const std::size_t e = oy * WV + WO < j0 + nj ? oy * WV + WO : j0 + nj;
+          if (a >= e) continue;
+          for (std::size_t f = 0; f < F; ++f) {
+            const kernels::output_stage o{p.bias + f, p.mult + f, p.shift + f,
+                                          p.meta[1],  p.meta[2],  p.meta[3]};
+            kernels::requantize_row<A>(e - a, acc + f * B * 16 + (a - j0), o, 0,
+                                       yr + f * HWO + oy * WO + (a - oy * WV));
+          }
+        }
+      }
+    }
+  }
+
+  /// forward, then a 2 x 2 max pooling of stride 2 (qmax_pool<F, HO, WO, 2, 2>), bitwise: the
+  /// requantisation is nondecreasing in the sum when it does not shift left (a left shift wraps),
+  /// so the largest of four sums gives the largest of their four outputs and is the only one
+  /// requantised. Filters with a left shift are requantised first and pooled after.
+  template <kernels::isa A> static void forward_pooled(const layer_view& p, const std::int8_t* x,
+                                                       std::int8_t* y, std::size_t rows,
+                                                       std::uint8_t* scratch) noexcept {
+    static_assert(poolable);
+    auto* col = reinterpret_cast<std::int8_t*>(scratch + image_bytes);
+    auto* acc = reinterpret_cast<std::int32_t*>(scratch + image_bytes + col_bytes);
+    constexpr std::size_t stride = Q * 64, HO2 = HO / 2, WO2 = WO / 2, out2 = F * HO2 * WO2;
+    for (std::size_t r = 0; r < rows; ++r) {
+      patches(p, x + r * in_size, scratch);
+      std::int8_t* yr = y + r * out2;
+      for (std::size_t oy0 = 0; oy0 < HO; oy0 += RB) {
+        const std::size_t oy1 = oy0 + RB < HO ? oy0 + RB : HO;
+        // the panels of output rows oy0..oy1 (virtual pixels oy0 * WV .. oy1 * WV)
+        const std::size_t pa = oy0 * WV / 16, pb = (oy1 * WV + 15) / 16, j0 = pa * 16;
+        kernels::gemm<A>(F, (pb - pa) * 16, CKK, p.weights, row_bytes, col + pa * stride, acc,
+                         TP * 16);
+        for (std::size_t f = 0; f < F; ++f) {
+          const kernels::output_stage o{p.bias + f, p.mult + f, p.shift + f,
+                                        p.meta[1],  p.meta[2],  p.meta[3]};
+          const std::int32_t* af = acc + f * TP * 16;
+          for (std::size_t oy = oy0; oy < oy1; oy += 2) {
+            const std::int32_t* r0 = af + oy * WV - j0;
+            std::int8_t* out = yr + f * HO2 * WO2 + oy / 2 * WO2;
+            if (p.shift[f] <= 0) {
+              kernels::pool2_requantize_row<A>(WO2, r0, r0 + WV, o, out);
+            } else {
+              std::int8_t q0[WO], q1[WO];
+              kernels::requantize_row<A>(WO, r0, o, 0, q0);
+              kernels::requantize_row<A>(WO, r0 + WV, o, 0, q1);
+              for (std::size_t ox = 0; ox < WO2; ++ox) {
+                std::int8_t v = q0[2 * ox] > q0[2 * ox + 1] ? q0[2 * ox] : q0[2 * ox + 1];
+                v = q1[2 * ox] > v ? q1[2 * ox] : v;
+                out[ox] = q1[2 * ox + 1] > v ? q1[2 * ox + 1] : v;
+              }
+            }
+          }
+        }
       }
     }
   }
@@ -131,11 +237,30 @@ struct qmax_pool {
   static constexpr std::size_t HO = (H - KS) / S + 1, WO = (W - KS) / S + 1;
   static constexpr std::size_t in_size = C * H * W, out_size = C * HO * WO;
   static constexpr std::size_t weight_bytes = 0, channels = 0, scratch_bytes = 0;
+  static constexpr std::size_t window = KS, step = S;
   static constexpr std::array<std::uint64_t, 8> signature{3, C, H, W, KS, S, 0, 0};
 
   template <kernels::isa> static void forward(const layer_view&, const std::int8_t* x,
                                               std::int8_t* y, std::size_t rows,
                                               std::uint8_t*) noexcept {
+    if constexpr (KS == 2 && S == 2) {
+      // the common 2 x 2 pooling: the larger of two rows, then of neighbours (vectorised)
+      for (std::size_t plane = 0; plane < rows * C; ++plane) {
+        const std::int8_t* xp = x + plane * H * W;
+        std::int8_t* yp = y + plane * HO * WO;
+        for (std::size_t oy = 0; oy < HO; ++oy) {
+          const std::int8_t* a = xp + 2 * oy * W;
+          const std::int8_t* b = a + W;
+          std::int8_t* out = yp + oy * WO;
+          for (std::size_t ox = 0; ox < WO; ++ox) {
+            const std::int8_t m0 = a[2 * ox] > b[2 * ox] ? a[2 * ox] : b[2 * ox];
+            const std::int8_t m1 = a[2 * ox + 1] > b[2 * ox + 1] ? a[2 * ox + 1] : b[2 * ox + 1];
+            out[ox] = m0 > m1 ? m0 : m1;
+          }
+        }
+      }
+      return;
+    }
     for (std::size_t plane = 0; plane < rows * C; ++plane) {
       const std::int8_t* xp = x + plane * H * W;
       std::int8_t* yp = y + plane * HO * WO;
@@ -303,8 +428,7 @@ template <class QM, std::size_t Batch = 1, kernels::isa A = kernels::best> class
   const std::int8_t* forward(const qview<QM>& p, const float* x, std::size_t rows) noexcept {
     const float s = p.input_scale();
     const std::int32_t zp = p.input_zero_point();
-    for (std::size_t i = 0; i < rows * QM::input_size; ++i)
-      buffers_[i] = quantize_value(x[i], s, zp);
+    kernels::quantize_row(rows * QM::input_size, x, s, zp, buffers_);
     return forward_quantized(p, rows);
   }
   /// Runs rows already quantised in input().
@@ -332,10 +456,37 @@ template <class QM, std::size_t Batch = 1, kernels::isa A = kernels::best> class
                                        std::int8_t*& next, std::index_sequence<I...>) noexcept {
     (step<I>(p, rows, cur, next), ...);
   }
+  /// Layer I is a convolution whose outputs go to a 2 x 2 max pooling of stride 2 (layer I + 1):
+  /// the two run as one (qconv2d::forward_pooled).
+  template <std::size_t I> static constexpr bool pools_next() noexcept {
+    if constexpr (I + 1 >= QM::layer_count) {
+      return false;
+    } else {
+      using L = typename QM::template layer_type<I>;
+      using N = typename QM::template layer_type<I + 1>;
+      if constexpr (L::kind == op::conv2d && N::kind == op::max_pool)
+        return L::poolable && N::window == 2 && N::step == 2;
+      else
+        return false;
+    }
+  }
+  template <std::size_t I> static constexpr bool pooled_before() noexcept {
+    if constexpr (I == 0)
+      return false;
+    else
+      return pools_next<I - 1>();
+  }
   template <std::size_t I>
   void step(const qview<QM>& p, std::size_t rows, std::int8_t*& cur, std::int8_t*& next) noexcept {
     using L = typename QM::template layer_type<I>;
-    if constexpr (L::kind != op::flatten) {
+    if constexpr (pools_next<I>()) {
+      L::template forward_pooled<A>(p.layer(I), cur, next, rows, scratch_);
+      std::int8_t* t = cur;
+      cur = next;
+      next = t;
+    } else if constexpr (pooled_before<I>()) {
+      // done with the convolution before
+    } else if constexpr (L::kind != op::flatten) {
       L::template forward<A>(p.layer(I), cur, next, rows, scratch_);
       std::int8_t* t = cur;
       cur = next;
