@@ -4,6 +4,7 @@
 // committed hash of int8 outputs that every target must give.
 #include <doctest/doctest.h>
 
+#include "support/fnv1a.hpp"
 #include "support/real_data.hpp"
 
 #include <cmath>
@@ -449,13 +450,7 @@ TEST_CASE("int8 accuracy within 0.5 points of float: MLP and LeNet on Fashion-MN
 // ---- the same int8 bytes on every target
 // ----------------------------------------------------------
 namespace {
-struct fnv1a {
-  std::uint64_t h = 14695981039346656037ULL;
-  void bytes(const void* p, std::size_t n) {
-    const auto* b = static_cast<const unsigned char*>(p);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
-  }
-};
+using graft_test::fnv1a;
 // A fixed calibration (not measured: the float forward's last bits may differ on targets without
 // FMA, and the check is about the int8 side): ranges chosen per activation index.
 template <class M> q::calibration fixed_calibration() {

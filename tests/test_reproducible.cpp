@@ -18,18 +18,12 @@
 #include <graft/graft.hpp>
 
 #include "support/backbones.hpp"
+#include "support/fnv1a.hpp"
 
 namespace g = graft;
 
 namespace {
-struct fnv1a {
-  std::uint64_t h = 14695981039346656037ULL;
-  void bytes(const void* p, std::size_t n) {
-    const auto* b = static_cast<const unsigned char*>(p);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
-  }
-  template <class T> void values(const T* p, std::size_t n) { bytes(p, n * sizeof(T)); }
-};
+using graft_test::fnv1a;
 
 // Seeded synthetic 1 x 28 x 28 images: noise, plus a bright 6 x 6 square whose place is the label.
 g::data::dataset images(std::size_t n, std::uint64_t seed) {

@@ -28,6 +28,7 @@
 #include <graft/graft.hpp>
 #include <graft/train/device.hpp>
 
+#include "host_util.hpp"
 #include "models.hpp"
 #include "support/backbones.hpp"
 
@@ -48,15 +49,6 @@ std::string hex(float v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%af", static_cast<double>(v));
   return buf;
-}
-
-void put_floats(std::string& out, const float* v, std::size_t n) {
-  char buf[64];
-  for (std::size_t k = 0; k < n; ++k) {
-    if (k % 8 == 0) out += "\n      ";
-    std::snprintf(buf, sizeof buf, "%af,", static_cast<double>(v[k]));
-    out += buf;
-  }
 }
 
 /// FNV-1a (64-bit) of every trainable tensor's bytes, layer by layer, tensor by tensor.
@@ -99,21 +91,12 @@ void put_images(std::string& out, const char* name, const g::data::dataset& ds, 
          std::to_string(n) + "][" + std::to_string(pixels) + "] = {";
   for (std::size_t i = 0; i < n; ++i) {
     out += "\n    {";
-    put_floats(out, ds.sample(i), pixels);
+    embedded::put_floats(out, ds.sample(i), pixels);
     out += "},";
   }
   out += "};\n";
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".part";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr || std::fwrite(text.data(), 1, text.size(), f) != text.size() ||
-      std::fclose(f) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::fprintf(stderr, "finetune_export: cannot write %s\n", path.c_str());
-    std::exit(1);
-  }
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -174,7 +157,7 @@ int main(int argc, char** argv) {
     put_images(out, "train", target, target.size());
     put_images(out, "test", test, n_test);
     out += "}  // namespace fewshot\n";
-    write_file(dir + "/fewshot_target.hpp", out);
+    embedded::write_file(dir + "/fewshot_target.hpp", out, "finetune_export");
     std::printf("  wrote %s/lenet_start_weights.hpp and %s/fewshot_target.hpp\n", dir.c_str(),
                 dir.c_str());
   } catch (const std::exception& e) {

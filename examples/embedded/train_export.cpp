@@ -19,6 +19,7 @@
 
 #include <graft/graft.hpp>
 
+#include "host_util.hpp"
 #include "models.hpp"
 
 namespace g = graft;
@@ -28,15 +29,6 @@ namespace {
 constexpr const char* class_names[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
                                          "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                          "Bag",         "Ankle boot"};
-
-void put_floats(std::string& out, const float* v, std::size_t n) {
-  char buf[64];
-  for (std::size_t k = 0; k < n; ++k) {
-    if (k % 8 == 0) out += "\n      ";
-    std::snprintf(buf, sizeof buf, "%af,", static_cast<double>(v[k]));
-    out += buf;
-  }
-}
 
 /// Writes the test samples and the host's predictions as a header (temporary file, then rename).
 void write_samples(const std::string& path, const g::data::dataset& test, std::size_t n,
@@ -56,23 +48,17 @@ void write_samples(const std::string& path, const g::data::dataset& test, std::s
   out += "};\nalignas(64) inline constexpr float host_logits[count][10] = {";
   for (std::size_t i = 0; i < n; ++i) {
     out += "\n    {";
-    put_floats(out, logits + i * 10, 10);
+    embedded::put_floats(out, logits + i * 10, 10);
     out += "},";
   }
   out += "};\nalignas(64) inline constexpr float images[count][" + std::to_string(in) + "] = {";
   for (std::size_t i = 0; i < n; ++i) {
     out += "\n    {";
-    put_floats(out, test.sample(i), in);
+    embedded::put_floats(out, test.sample(i), in);
     out += "},";
   }
   out += "};\n}  // namespace fashion_samples\n";
-  const std::string tmp = path + ".part";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr || std::fwrite(out.data(), 1, out.size(), f) != out.size() ||
-      std::fclose(f) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::fprintf(stderr, "train_export: cannot write %s\n", path.c_str());
-    std::exit(1);
-  }
+  embedded::write_file(path, out, "train_export");
 }
 }  // namespace
 
