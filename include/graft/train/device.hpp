@@ -273,11 +273,8 @@ template <class M, std::size_t Batch, class Opt, class Policy> class device_trai
             w.params_of(i), w.buffers_of(i), x, y, dy, dx, grads, 1, at(layout.ws));
         if (r > 0)
           for (std::size_t j = 0; j < Layer::params.size(); ++j)
-            if (trains(i, j)) {
-              T* g = at(layout.grad[i][j]);
-              const T* part = at(layout.part[i][j]);
-              for (std::size_t k = 0; k < Layer::params[j].size; ++k) g[k] = g[k] + part[k];
-            }
+            if (trains(i, j))
+              kernels::add(Layer::params[j].size, at(layout.part[i][j]), at(layout.grad[i][j]));
       }
     });
   }
