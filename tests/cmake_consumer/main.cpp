@@ -1,4 +1,7 @@
 #include <graft/graft.hpp>
+#ifdef GRAFT_HAVE_LIBCSV  // graft::libcsv found libcsv on this machine (graftConfig.cmake)
+#include <graft/data/csv.hpp>
+#endif
 namespace g = graft;
 using mlp = g::stack<g::input<4>, g::dense<8>, g::relu>;
 using net_t = g::model<mlp, g::classifier<3>>;
@@ -8,5 +11,11 @@ int main() {
   g::runner<net_t, 1> r;
   for (int i = 0; i < 4; ++i) r.input()[i] = 0.5f;
   const float* z = r.forward(*net, 1);
+#ifdef GRAFT_HAVE_LIBCSV
+  const char csv[] = "a,b,c,d,label\n1,2,3,4,0\n5,6,7,8,2\n";
+  const auto d = g::data::parse_csv("consumer.csv", reinterpret_cast<const unsigned char*>(csv),
+                                    sizeof csv - 1);
+  if (d.size() != 2 || d.sample_size() != 4) return 2;
+#endif
   return z[0] == z[0] ? 0 : 1;
 }
