@@ -5,11 +5,11 @@
 #   <target>/ (the committed seeds of tests/fuzz/corpus/<target>/ are copied in; inputs found by
 #   earlier runs are kept: rm -rf build/fuzz to start over). Exits non-zero if a target crashes
 #   (or fails to build), naming the target, its log and the crash file.
-#   Targets: idx_raw, idx_gzip (needs zlib), weights; default: all.
+#   Targets: idx_raw, idx_gzip (needs zlib), weights, npy, csv (needs libcsv); default: all.
 #   --seeds  rebuild tests/fuzz/make_seeds.cpp and rewrite the committed seed corpora, then exit.
 #   Environment: GRAFT_FUZZ_SECONDS (60), CXX (default clang++-14, else clang++).
-# The targets run concurrently, one per core: with the defaults on 2 cores, 2 x 60 s of wall time
-# for the 3 targets, plus about 15 s of building each.
+# The targets run concurrently, one per core: with the defaults on 2 cores, 3 x 60 s of wall time
+# for the 5 targets, plus about 15 s of building each.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -19,9 +19,9 @@ out=build/fuzz
 
 log() { printf '[fuzz] %s\n' "$*" >&2; }
 
-# Debian packages: the compiler, libFuzzer's runtime (libclang-rt-14-dev), zlib and the library's
-# own dependencies.
-fuzz_pkgs=(clang-14 libclang-rt-14-dev zlib1g-dev libxtensor-dev libxsimd-dev xtl-dev)
+# Debian packages: the compiler, libFuzzer's runtime (libclang-rt-14-dev), zlib, libcsv and the
+# library's own dependencies.
+fuzz_pkgs=(clang-14 libclang-rt-14-dev zlib1g-dev libcsv-dev libxtensor-dev libxsimd-dev xtl-dev)
 
 install_packages() {
   command -v dpkg-query >/dev/null 2>&1 || return 0
@@ -43,7 +43,7 @@ targets=()
 for a in "$@"; do
   case "$a" in
     --seeds) seeds_only=1 ;;
-    idx_raw | idx_gzip | weights) targets+=("$a") ;;
+    idx_raw | idx_gzip | weights | npy | csv) targets+=("$a") ;;
     -h | --help)
       sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -68,6 +68,11 @@ if printf '#include <zlib.h>\n' | "$cxx" -x c++ -E - >/dev/null 2>&1; then
   zlib_flags=(-DGRAFT_HAVE_ZLIB=1)
   zlib_libs=(-lz)
 fi
+# libcsv: only the csv target uses it
+csv_flags=()
+if printf '#include <csv.h>\n' | "$cxx" -x c++ -E - >/dev/null 2>&1; then
+  csv_flags=(-DGRAFT_HAVE_LIBCSV=1)
+fi
 mkdir -p "$out"
 
 if [ "$seeds_only" -eq 1 ]; then
@@ -87,6 +92,12 @@ if [ ${#targets[@]} -eq 0 ]; then
   else
     log "zlib not found: idx_gzip skipped"
   fi
+  targets+=(npy)
+  if [ ${#csv_flags[@]} -gt 0 ]; then
+    targets+=(csv)
+  else
+    log "libcsv not found: csv skipped"
+  fi
 fi
 
 # Inputs larger than these are not generated (the seeds are far smaller).
@@ -95,6 +106,8 @@ max_len() {
     idx_raw) echo 4096 ;;
     idx_gzip) echo 8192 ;;
     weights) echo 4096 ;;
+    npy) echo 4096 ;;
+    csv) echo 4096 ;;
   esac
 }
 
@@ -111,11 +124,13 @@ failed=()
 for t in "${targets[@]}"; do
   src="tests/fuzz/fuzz_$t.cpp"
   bin="$out/fuzz_$t"
+  extra=()
+  if [ "$t" = csv ]; then extra=("${csv_flags[@]}" -lcsv); fi
   if needs_build "$bin" "$src"; then
     log "building $bin"
     if ! "$cxx" "${common[@]}" "${zlib_flags[@]}" -O1 -g -fno-omit-frame-pointer \
       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all "$src" -o "$bin" \
-      "${zlib_libs[@]}"; then
+      "${zlib_libs[@]}" ${extra[@]+"${extra[@]}"}; then
       log "FAILED to build $t"
       failed+=("$t (build)")
       continue

@@ -2,6 +2,8 @@
 //   <dir>/idx_raw/    small valid raw IDX files
 //   <dir>/idx_gzip/   the same gzip-compressed (one member, and two concatenated members)
 //   <dir>/weights/    a selector byte, then a weight file (graft::save) of harness_model.hpp
+//   <dir>/npy/        small valid .npy files of every dtype graft reads (format 1.0 and 2.0)
+//   <dir>/csv/        an options byte and a position byte (see fuzz_csv.cpp), then a CSV file
 // Usage: make_seeds <dir>   (tests/fuzz/corpus in the repository)
 #include <zlib.h>
 
@@ -9,11 +11,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "graft/data/npy.hpp"
 #include "harness_model.hpp"
 
 namespace {
@@ -70,6 +74,41 @@ template <class M> bytes weight_seed(unsigned char selector, std::uint64_t seed)
   return b;
 }
 
+/// A .npy file as write_npy writes it (np.save's header), of any dtype graft reads: the preamble,
+/// then data as given (little-endian); major 2 rewrites the preamble as format 2.0.
+bytes npy(graft::data::npy_dtype type, const std::vector<std::size_t>& shape, const bytes& data,
+          int major = 1) {
+  const std::string pre = graft::data::detail::npy_preamble(type, shape);
+  bytes b(pre.begin(), pre.end());
+  if (major == 2) {  // a 4-byte header length: two more bytes, header_len two less
+    const std::size_t len = (b[8] | (b[9] << 8)) - 2;
+    b[6] = 2;
+    b.erase(b.begin() + 8, b.begin() + 10);
+    b.insert(b.begin() + 8,
+             {static_cast<unsigned char>(len & 0xff), static_cast<unsigned char>(len >> 8), 0, 0});
+    b.erase(b.end() - 3, b.end() - 1);  // two padding spaces fewer, the newline kept
+  }
+  b.insert(b.end(), data.begin(), data.end());
+  return b;
+}
+
+/// The bytes of values (little-endian: the seeds are made on little-endian machines).
+template <class T> bytes le(std::initializer_list<T> values) {
+  bytes b;
+  for (T v : values) {
+    const auto* p = reinterpret_cast<const unsigned char*>(&v);
+    b.insert(b.end(), p, p + sizeof v);
+  }
+  return b;
+}
+
+/// An options byte, a position byte, then the CSV text.
+bytes csv(unsigned char options, const std::string& text) {
+  bytes b = {options, 5};
+  b.insert(b.end(), text.begin(), text.end());
+  return b;
+}
+
 /// A weight seed whose scalar counts are moved by one from the backbone to the head (the same
 /// total, so only the count check refuses it), with its checksum made valid again.
 bytes shift_counts(bytes seed) {
@@ -114,6 +153,36 @@ int main(int argc, char** argv) {
   const bytes rest = gzip(bytes(labels.begin() + 7, labels.end()));
   two.insert(two.end(), rest.begin(), rest.end());
   write(dir / "idx_gzip" / "labels_10_two_members.idx.gz", two);
+
+  using graft::data::npy_dtype;
+  write(dir / "npy" / "float32_2x3.npy",
+        npy(npy_dtype::float32, {2, 3}, le<float>({0, 1.5f, -2, 3, 4e9f, 5})));
+  write(dir / "npy" / "float64_2x2.npy",
+        npy(npy_dtype::float64, {2, 2}, le<double>({0.5, -1, 1e300, 2})));
+  write(dir / "npy" / "uint8_6.npy", npy(npy_dtype::uint8, {6}, {0, 1, 127, 128, 200, 255}));
+  write(dir / "npy" / "int32_labels_4.npy",
+        npy(npy_dtype::int32, {4}, le<std::int32_t>({2, 0, 1, 2})));
+  write(dir / "npy" / "int64_3x1.npy",
+        npy(npy_dtype::int64, {3, 1}, le<std::int64_t>({-1, 0, 1LL << 40})));
+  write(dir / "npy" / "float32_v2_3.npy", npy(npy_dtype::float32, {3}, le<float>({1, 2, 3}), 2));
+  write(dir / "npy" / "float64_scalar.npy", npy(npy_dtype::float64, {}, le<double>({2.5})));
+  write(dir / "npy" / "float32_empty_0x3.npy", npy(npy_dtype::float32, {0, 3}, {}));
+
+  // options byte: 1 header, 2-4 delimiter, 8 regression, 16-48 column, 64 classes 3, 128 by name
+  write(dir / "csv" / "header.csv", csv(0x01, "a,b,label\n1.5,2,0\n3,-4e2,1\n"));
+  write(dir / "csv" / "quoted_crlf.csv",
+        csv(0x01, "\"x, cm\",\"y\ny \"\"q\"\"\",l\r\n\"1\",2,0\r\n3, 4 ,1\r\n"));
+  write(dir / "csv" / "semicolon.csv", csv(0x03, "a;b;l\n1.5;2;0\n-1;+2;1\n"));
+  write(dir / "csv" / "tab.csv", csv(0x05, "a\tb\tl\n1\t2\t1\n\n3\t4\t0"));
+  write(dir / "csv" / "no_header.csv", csv(0x00, "1,2,0\n3,4,1\n"));
+  write(dir / "csv" / "regression.csv", csv(0x09, "x,y\n1,2\n3,4.25\n"));
+  write(dir / "csv" / "regression_by_name.csv", csv(0x89, "x,y,z\n1,2,3\n4,5,6\n"));
+  write(dir / "csv" / "label_by_name.csv", csv(0x81, "l,a,b\n1,2,3\n0,5,6\n"));
+  write(dir / "csv" / "classes3_first.csv", csv(0x51, "l,a,b\n2,2,3\n"));
+  write(dir / "csv" / "bom_cr.csv", csv(0x01,
+                                        "\xEF\xBB\xBF"
+                                        "a,l\r1,0\r2,1\r"));
+  write(dir / "csv" / "bad_quote.csv", csv(0x01, "a,l\n1,\"0\n"));
 
   using namespace graft_fuzz;
   write(dir / "weights" / "load.bin", weight_seed<net_t>(0, 1));
