@@ -379,7 +379,7 @@ struct safetensors_report {
   enum class rule { by_name, model_order };
   rule matched_by = rule::by_name;  ///< for the tensors not given in options.names
   std::vector<std::pair<std::string, std::string>> pairs;  ///< graft name, file name (model order)
-  std::vector<std::string> unused;                         ///< file tensors taken by none
+  std::vector<std::string> unused;  ///< file tensors taken by none, in module order
 };
 
 namespace detail {
@@ -572,6 +572,7 @@ template <class M> safetensors_report import_parsed(M& net, const safetensors_fi
 
   std::vector<std::size_t> pick(mine.size(), theirs.size());  // mine[i] takes theirs[pick[i]]
   for (const auto& [g, n] : opt.names) {
+    if (ignored_on_import(g)) continue;  // maps made from a state_dict's keys may list them
     std::size_t i = 0;
     while (i < mine.size() && mine[i].name != g) ++i;
     if (i == mine.size()) {
@@ -668,6 +669,7 @@ template <class M> safetensors_report import_parsed(M& net, const safetensors_fi
   }
   for (std::size_t k = 0; k < theirs.size(); ++k)
     if (!taken[k]) report.unused.push_back(theirs[k]->name);
+  std::sort(report.unused.begin(), report.unused.end(), module_order_less);
   if (include_head && !opt.allow_unused && !report.unused.empty()) {
     std::string list;
     for (const auto& u : report.unused) list += (list.empty() ? "'" : ", '") + u + "'";
@@ -712,37 +714,52 @@ safetensors_report import_backbone_safetensors(M& net, const std::string& path,
   return detail::import_parsed(net, read_safetensors(path), options, false);
 }
 
+/// A tensor to write with save_safetensors: values in C order, stored as F32 or F64 (or I64).
+struct st_array {
+  std::string name;
+  std::vector<std::size_t> shape;  ///< empty for a scalar
+  std::vector<double> values;
+  st_dtype dtype = st_dtype::F32;  ///< F32, F64 or I64
+};
+
 namespace detail {
-template <class M>
-std::vector<unsigned char> safetensors_bytes(const M& net, const std::string& prefix) {
-  using T = typename M::scalar;
+/// The file's bytes: 8-byte tensors first, so that every tensor starts at a multiple of its size.
+inline std::vector<unsigned char> safetensors_bytes(
+    const std::vector<st_array>& tensors, const std::map<std::string, std::string>& meta) {
   using json = nlohmann::ordered_json;
-  const std::vector<torch_tensor> mine = torch_tensors<M>(true);
-  const auto ptrs = saved_pointers<const M, const T*>(net);
-  const char* dtype = sizeof(T) == 4 ? "F32" : "F64";
   json header = json::object();
-  header["__metadata__"] = {{"format", "pt"}, {"graft_description", M::description()}};
+  if (!meta.empty()) header["__metadata__"] = meta;
   std::vector<unsigned char> data;
-  // 8-byte num_batches_tracked first, so every tensor starts at a multiple of its size
-  for (const auto& t : mine)
-    if (t.batch_norm) {
-      const std::string module = t.name.substr(0, t.name.size() - std::string("weight").size());
-      header[prefix + module + "num_batches_tracked"] = {
-          {"dtype", "I64"},
-          {"shape", json::array()},
-          {"data_offsets", {data.size(), data.size() + 8}}};
-      put_le<std::uint64_t>(data, 0);
+  for (const bool wide : {true, false})
+    for (const auto& t : tensors) {
+      if (t.dtype != st_dtype::F32 && t.dtype != st_dtype::F64 && t.dtype != st_dtype::I64)
+        throw io_error("graft: save_safetensors: tensor '" + t.name +
+                       "': expected dtype F32, F64 or I64");
+      if ((st_size(t.dtype) == 8) != wide) continue;
+      std::size_t n = 1;
+      for (std::size_t d : t.shape) n *= d;
+      if (n != t.values.size())
+        throw io_error("graft: save_safetensors: tensor '" + t.name + "': expected " +
+                       std::to_string(n) + " values for shape " + shape_str(t.shape) + ", found " +
+                       std::to_string(t.values.size()));
+      if (header.contains(t.name))
+        throw io_error("graft: save_safetensors: tensor '" + t.name +
+                       "': expected one tensor per name, found two");
+      const std::size_t begin = data.size();
+      for (double v : t.values) {
+        if (t.dtype == st_dtype::F32)
+          put_le(data, std::bit_cast<std::uint32_t>(static_cast<float>(v)));
+        else if (t.dtype == st_dtype::F64)
+          put_le(data, std::bit_cast<std::uint64_t>(v));
+        else
+          put_le(data, static_cast<std::uint64_t>(static_cast<std::int64_t>(v)));
+      }
+      const char* dtype = t.dtype == st_dtype::F32   ? "F32"
+                          : t.dtype == st_dtype::F64 ? "F64"
+                                                     : "I64";
+      header[t.name] = {
+          {"dtype", dtype}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
     }
-  for (const auto& t : mine) {
-    const std::size_t begin = data.size();
-    const T* p = ptrs[t.layer][t.saved];
-    for (std::size_t e = 0; e < t.size; ++e) {
-      const std::size_t at = t.rows > 0 ? (e % t.cols) * t.rows + e / t.cols : e;
-      put_le(data, std::bit_cast<scalar_bits<T>>(p[at]));
-    }
-    header[prefix + t.name] = {
-        {"dtype", dtype}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
-  }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
   std::vector<unsigned char> out;
@@ -752,7 +769,64 @@ std::vector<unsigned char> safetensors_bytes(const M& net, const std::string& pr
   out.insert(out.end(), data.begin(), data.end());
   return out;
 }
+
+/// net's tensors as PyTorch names and lays them out (dense transposed to [out, in]), with
+/// num_batches_tracked = 0 for each batch norm.
+template <class M> std::vector<st_array> torch_arrays(const M& net, const std::string& prefix) {
+  using T = typename M::scalar;
+  const std::vector<torch_tensor> mine = torch_tensors<M>(true);
+  const auto ptrs = saved_pointers<const M, const T*>(net);
+  std::vector<st_array> out;
+  for (const auto& t : mine) {
+    if (t.batch_norm)
+      out.push_back({prefix + t.name.substr(0, t.name.size() - 6) + "num_batches_tracked",
+                     {},
+                     {0.0},
+                     st_dtype::I64});
+    st_array a{prefix + t.name, t.shape, std::vector<double>(t.size),
+               sizeof(T) == 4 ? st_dtype::F32 : st_dtype::F64};
+    const T* p = ptrs[t.layer][t.saved];
+    for (std::size_t e = 0; e < t.size; ++e)
+      a.values[e] = static_cast<double>(p[t.rows > 0 ? (e % t.cols) * t.rows + e / t.cols : e]);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+template <class M>
+std::vector<unsigned char> safetensors_bytes(const M& net, const std::string& prefix) {
+  return safetensors_bytes(torch_arrays(net, prefix),
+                           {{"format", "pt"}, {"graft_description", M::description()}});
+}
 }  // namespace detail
+
+/// Writes tensors (inputs, expected outputs, a dataset...) as a safetensors file, atomically.
+inline void save_safetensors(const std::string& path, const std::vector<st_array>& tensors,
+                             const std::map<std::string, std::string>& metadata = {}) {
+  detail::write_atomically(path, detail::safetensors_bytes(tensors, metadata));
+}
+
+/// A name map from a JSON file {"graft name": "file name", ...} (tools/torch_interop.py writes
+/// them), for safetensors_options::names.
+inline std::map<std::string, std::string> read_name_map(const std::string& path) {
+  const std::vector<unsigned char> bytes = detail::read_file(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(bytes.begin(), bytes.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw io_error("graft: " + path + ": byte " + std::to_string(e.byte > 0 ? e.byte - 1 : 0) +
+                   ": expected valid JSON, found a syntax error (" + e.what() + ")");
+  }
+  if (!j.is_object())
+    throw io_error("graft: " + path + ": expected a JSON object of names, found another value");
+  std::map<std::string, std::string> m;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!it.value().is_string())
+      throw io_error("graft: " + path + ": '" + it.key() +
+                     "': expected a file tensor's name (a string), found another value");
+    m[it.key()] = it.value().get<std::string>();
+  }
+  return m;
+}
 
 /// Writes net's parameters and buffers (head included) as safetensors, named as the state_dict of
 /// the equivalent PyTorch nn.Sequential (see the top of this file; prefix in front of every name),
