@@ -38,10 +38,6 @@ void write_raw(const std::string& path, const bytes& b) {
   REQUIRE(f.good());
 }
 
-void write_text(const std::string& path, const std::string& s) {
-  write_raw(path, bytes(s.begin(), s.end()));
-}
-
 void put_le(bytes& out, std::uint64_t v, int n) {
   for (int i = 0; i < n; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
 }
@@ -509,6 +505,10 @@ TEST_CASE("npy: from_npy_regression takes targets of shape (n,) or (n, k)") {
 
 // ---- CSV ---------------------------------------------------------------------------------------
 #ifdef GRAFT_HAVE_LIBCSV
+
+void write_text(const std::string& path, const std::string& s) {
+  write_raw(path, bytes(s.begin(), s.end()));
+}
 
 gd::dataset csv(const std::string& text, const gd::csv_options& o = {}) {
   return gd::parse_csv("mem.csv", reinterpret_cast<const unsigned char*>(text.data()), text.size(),
