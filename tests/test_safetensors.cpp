@@ -305,6 +305,10 @@ TEST_CASE("malformed files are refused, naming the file and the byte or the tens
        }(),
        "(not a safetensors file, or truncated)"},
       {"bad json", file_of("{\"a\":[1,2,}", {}), "expected valid JSON in the header"},
+      {"number overflow",  // found by fuzz_safetensors: nlohmann's out_of_range escaped
+       file_of("{\"x\":{\"dtype\":\"F32\",\"shape\":[1e999],\"data_offsets\":[0,4]}}",
+               f32_bytes({1})),
+       "expected valid JSON in the header, found an unreadable value"},
       {"not an object", file_of("[1]     ", {}), "byte 8: expected a JSON object"},
       {"duplicate",
        file_of("{" + entry("x", "F32", "[1]", 0, 4) + "," + entry("x", "F32", "[1]", 4, 8) + "}",

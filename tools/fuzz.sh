@@ -5,11 +5,12 @@
 #   <target>/ (the committed seeds of tests/fuzz/corpus/<target>/ are copied in; inputs found by
 #   earlier runs are kept: rm -rf build/fuzz to start over). Exits non-zero if a target crashes
 #   (or fails to build), naming the target, its log and the crash file.
-#   Targets: idx_raw, idx_gzip (needs zlib), weights, npy, csv (needs libcsv); default: all.
+#   Targets: idx_raw, idx_gzip (needs zlib), weights, npy, csv (needs libcsv), safetensors (needs
+#   nlohmann-json3-dev); default: all.
 #   --seeds  rebuild tests/fuzz/make_seeds.cpp and rewrite the committed seed corpora, then exit.
 #   Environment: GRAFT_FUZZ_SECONDS (60), CXX (default clang++-14, else clang++).
 # The targets run concurrently, one per core: with the defaults on 2 cores, 3 x 60 s of wall time
-# for the 5 targets, plus about 15 s of building each.
+# for the 6 targets, plus about 15 s of building each.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -21,7 +22,7 @@ log() { printf '[fuzz] %s\n' "$*" >&2; }
 
 # Debian packages: the compiler, libFuzzer's runtime (libclang-rt-14-dev), zlib, libcsv and the
 # library's own dependencies.
-fuzz_pkgs=(clang-14 libclang-rt-14-dev zlib1g-dev libcsv-dev libxtensor-dev libxsimd-dev xtl-dev)
+fuzz_pkgs=(clang-14 libclang-rt-14-dev zlib1g-dev libcsv-dev nlohmann-json3-dev libxtensor-dev libxsimd-dev xtl-dev)
 
 install_packages() {
   command -v dpkg-query >/dev/null 2>&1 || return 0
@@ -43,14 +44,14 @@ targets=()
 for a in "$@"; do
   case "$a" in
     --seeds) seeds_only=1 ;;
-    idx_raw | idx_gzip | weights | npy | csv) targets+=("$a") ;;
+    idx_raw | idx_gzip | weights | npy | csv | safetensors) targets+=("$a") ;;
     -h | --help)
-      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
     *)
       log "unknown argument '$a'"
-      sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+      sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
       exit 2
       ;;
   esac
@@ -98,6 +99,11 @@ if [ ${#targets[@]} -eq 0 ]; then
   else
     log "libcsv not found: csv skipped"
   fi
+  if printf '#include <nlohmann/json.hpp>\n' | "$cxx" -std=c++20 -x c++ -E - >/dev/null 2>&1; then
+    targets+=(safetensors)
+  else
+    log "nlohmann/json.hpp not found: safetensors skipped"
+  fi
 fi
 
 # Inputs larger than these are not generated (the seeds are far smaller).
@@ -108,6 +114,7 @@ max_len() {
     weights) echo 4096 ;;
     npy) echo 4096 ;;
     csv) echo 4096 ;;
+    safetensors) echo 4096 ;;
   esac
 }
 

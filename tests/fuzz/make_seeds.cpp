@@ -4,6 +4,8 @@
 //   <dir>/weights/    a selector byte, then a weight file (graft::save) of harness_model.hpp
 //   <dir>/npy/        small valid .npy files of every dtype graft reads (format 1.0 and 2.0)
 //   <dir>/csv/        an options byte and a position byte (see fuzz_csv.cpp), then a CSV file
+//   <dir>/safetensors/ a selector byte (see fuzz_safetensors.cpp), then a safetensors file of
+//                     harness_model.hpp's model (graft's names, renamed, other dtypes, other head)
 // Usage: make_seeds <dir>   (tests/fuzz/corpus in the repository)
 #include <zlib.h>
 
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "graft/data/npy.hpp"
+#include "graft/io/safetensors.hpp"
 #include "harness_model.hpp"
 
 namespace {
@@ -194,5 +197,42 @@ int main(int argc, char** argv) {
   write(dir / "weights" / "load_counts_shifted.bin", shift_counts(weight_seed<net_t>(0, 7)));
   write(dir / "weights" / "load_backbone_counts_shifted.bin",
         shift_counts(weight_seed<net_t>(1, 8)));
+
+  // safetensors: graft's export; its backbone into the 3-way model; renamed for the map (bit 2);
+  // an extra tensor (allow_unused, bit 1); F16 and BF16 values
+  auto st_seed = [](unsigned selector, std::vector<graft::st_array> arrays) {
+    bytes b{static_cast<unsigned char>(selector)};
+    const bytes file = graft::detail::safetensors_bytes(arrays, {{"format", "pt"}});
+    b.insert(b.end(), file.begin(), file.end());
+    return b;
+  };
+  const auto net = graft::make_model<net_t>(graft::seed{11});
+  const auto arrays = graft::detail::torch_arrays(*net, "");
+  write(dir / "safetensors" / "export.bin", st_seed(0, arrays));
+  write(dir / "safetensors" / "backbone_other_head.bin",
+        st_seed(
+            1, graft::detail::torch_arrays(*graft::make_model<other_head_t>(graft::seed{12}), "")));
+  auto renamed = arrays;
+  for (auto& a : renamed)
+    if (a.name == "1.weight") a.name = "w";
+  write(dir / "safetensors" / "map.bin", st_seed(4, renamed));
+  auto extra = arrays;
+  extra.push_back({"extra", {2}, {1.0, 2.0}, graft::st_dtype::F32});
+  write(dir / "safetensors" / "unused.bin", st_seed(2, extra));
+  write(dir / "safetensors" / "double.bin",
+        st_seed(
+            0, graft::detail::torch_arrays(*graft::make_model<double_net_t>(graft::seed{13}), "")));
+  // one F16 and one BF16 tensor, written by hand into the export's header and data
+  {
+    std::string header =
+        "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]},"
+        "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[4,8]}}";
+    header.append((8 - header.size() % 8) % 8, ' ');
+    bytes b{2};
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<unsigned char>(header.size() >> (8 * i)));
+    b.insert(b.end(), header.begin(), header.end());
+    for (unsigned char c : {0x00, 0x3c, 0x01, 0x80, 0x80, 0x3f, 0xc0, 0xff}) b.push_back(c);
+    write(dir / "safetensors" / "f16_bf16.bin", b);
+  }
   return 0;
 }

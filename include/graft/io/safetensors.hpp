@@ -245,6 +245,8 @@ inline safetensors_file parse_safetensors(const std::string& name,
   } catch (const json::parse_error& e) {
     throw at(8 + (e.byte > 0 ? e.byte - 1 : 0), "valid JSON in the header",
              std::string("a syntax error (") + e.what() + ")");
+  } catch (const json::exception& e) {  // e.g. a number out of range
+    throw at(8, "valid JSON in the header", std::string("an unreadable value (") + e.what() + ")");
   }
   if (!duplicate.empty())
     throw bad(duplicate, "one entry per name", "the name twice in the header");
