@@ -11,6 +11,8 @@
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/dense.hpp"
 #include "graft/layers/dropout.hpp"
+#include "graft/layers/embedding.hpp"
+#include "graft/layers/layer_norm.hpp"
 #include "graft/layers/pooling.hpp"
 #include "graft/layers/residual.hpp"
 #include "graft/layers/stack.hpp"

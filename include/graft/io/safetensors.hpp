@@ -12,6 +12,9 @@
 //   dense<N>, the head       "{i}.weight" [N, K] (graft stores [K, N]: transposed here), "{i}.bias"
 //   conv2d<F, K, ...>        "{i}.weight" [F, C, K, K] (OIHW, graft's layout too), "{i}.bias"
 //   batch_norm               "{i}.weight", "{i}.bias", "{i}.running_mean", "{i}.running_var" [C]
+//   embedding<V, D>          "{i}.weight" [V, D] (nn.Embedding; graft's layout too)
+//   positional_embedding     "{i}.weight" [L, D] (e.g. an nn.Embedding(L, D) of positions)
+//   layer_norm               "{i}.weight", "{i}.bias" [D] (nn.LayerNorm(D))
 //   residual<...>            "{i}.body.{k}.<name>" for the block's layer k,
 //   "{i}.shortcut.{k}.<name>"
 //                            for the projection's layer k (a module computing body(x) +
@@ -59,6 +62,8 @@
 #include "graft/layers/batch_norm.hpp"
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/dense.hpp"
+#include "graft/layers/embedding.hpp"
+#include "graft/layers/layer_norm.hpp"
 #include "graft/layers/residual.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -418,6 +423,21 @@ template <class T, class In, class B, class S> struct torch_kind<residual_layer<
   static constexpr std::size_t block = bound_list<T, In, B>::layers::size;
   static constexpr std::size_t inner = block + bound_list<T, In, S>::layers::size;
 };
+// kind 5: PyTorch's tensors in graft's layout, of the shapes given (weight or bias).
+template <class T, std::size_t L, std::size_t V, std::size_t D, class I>
+struct torch_kind<embedding_layer<T, L, V, D, I>> {
+  static constexpr int value = 5;
+  static std::vector<std::size_t> shape(bool) { return {V, D}; }
+};
+template <class T, std::size_t L, std::size_t D, class I>
+struct torch_kind<positional_embedding_layer<T, L, D, I>> {
+  static constexpr int value = 5;
+  static std::vector<std::size_t> shape(bool) { return {L, D}; }
+};
+template <class T, class In> struct torch_kind<layer_norm_layer<T, In>> {
+  static constexpr int value = 5;
+  static std::vector<std::size_t> shape(bool) { return {layer_norm_layer<T, In>::D}; }
+};
 
 /// Appends layer L's tensors (module order: for a residual, inner layer by inner layer) named
 /// under prefix; saved_base / buffer_base: where L's parameters and buffers start among its
@@ -462,6 +482,9 @@ template <class L> void describe_layer(const std::string& prefix, std::size_t la
         t.shape = {L::C};
         t.name = prefix + (w ? "weight" : "bias");
         t.batch_norm = w;
+      } else if constexpr (kind == 5) {
+        t.shape = torch_kind<L>::shape(w);
+        t.name = prefix + (w ? "weight" : "bias");
       } else {
         t.shape = {t.size};
         t.any_shape = true;

@@ -1,6 +1,7 @@
-// Element-wise layers: relu, leaky_relu, tanh, sigmoid, and flatten. Shape-preserving (flatten
-// changes only the shape type); no parameters. The maps are run by kernels::map and
-// kernels::map_grad (kernels/elementwise.hpp), which also holds the SIMD maps (relu, leaky_relu).
+// Element-wise layers: relu, leaky_relu, tanh, sigmoid, gelu, and flatten. Shape-preserving
+// (flatten changes only the shape type); no parameters. The maps are run by kernels::map and
+// kernels::map_grad (kernels/elementwise.hpp), which also holds the SIMD maps (relu, leaky_relu);
+// gelu, whose derivative needs its input, has its own scalar layer.
 #pragma once
 #include <cmath>
 #include <concepts>
@@ -96,6 +97,55 @@ struct sigmoid_fn {
     template <std::floating_point T> T operator()(T y) const noexcept { return y * (T(1) - y); }
   };
 };
+
+/// GELU, exact (PyTorch's nn.GELU() default, approximate='none'): x Phi(x) with Phi the standard
+/// normal CDF (math::normal_cdf: Cody's erfc with the Gaussian factor computed from x, accurate in
+/// relative terms for negative x too, where PyTorch's 1 + erf(x / sqrt 2) cancels: the two differ
+/// by about 1e-16 |x| at most). Derivative Phi(x) + x phi(x), phi the normal density. Both in
+/// double (float rounds once), with graft's exp: the same bits on every target with FMA. Limits:
+/// below -40 the value is -0 and the derivative 0, above 40 they are x and 1 (so that +-inf give
+/// no NaN); NaN stays NaN.
+struct gelu_fn {
+  static std::string name() { return "gelu"; }
+  static double value(double x) noexcept {
+    if (x < -40.0) return -0.0;
+    if (x > 40.0) return x;
+    return x * math::normal_cdf(x);
+  }
+  static double derivative(double x) noexcept {
+    if (x < -40.0) return 0.0;
+    if (x > 40.0) return 1.0;
+    return math::normal_cdf(x) + x * math::normal_pdf(x);
+  }
+};
+
+/// The GELU layer: a scalar map. Not fused into the layer before it (no epilogue): its backward
+/// reads its input, which a fused pair never writes.
+template <class T, class In> class gelu_layer : public without_parameters<T> {
+ public:
+  using scalar = T;
+  using input_shape = In;
+  using output_shape = In;
+  static constexpr std::size_t size = In::size;
+
+  static std::string name() { return gelu_fn::name(); }
+
+  void forward(const T* x, T* y, std::size_t rows) const noexcept {
+    parallel::for_rows(rows, size, [&](std::size_t b, std::size_t e) {
+      for (std::size_t i = b * size; i < e * size; ++i)
+        y[i] = static_cast<T>(gelu_fn::value(static_cast<double>(x[i])));
+    });
+  }
+  template <bool InputGrad, unsigned> void backward(const T* x, const T* /*y*/, const T* dy, T* dx,
+                                                    T* const*, std::size_t rows) const noexcept {
+    if constexpr (InputGrad)
+      parallel::for_rows(rows, size, [&](std::size_t b, std::size_t e) {
+        for (std::size_t i = b * size; i < e * size; ++i)
+          dx[i] = static_cast<T>(static_cast<double>(dy[i]) *
+                                 gelu_fn::derivative(static_cast<double>(x[i])));
+      });
+  }
+};
 }  // namespace detail
 
 // Distinct types (not aliases) so that diagnostics print "graft::relu", not the detail template.
@@ -107,6 +157,12 @@ template <std::size_t Num, std::size_t Den = 100> struct leaky_relu_slope
 struct leaky_relu : leaky_relu_slope<1, 100> {};
 struct tanh : detail::elementwise_spec<detail::tanh_fn> {};
 struct sigmoid : detail::elementwise_spec<detail::sigmoid_fn> {};
+/// GELU (exact, erf-based: PyTorch's nn.GELU()); see detail::gelu_fn.
+struct gelu {
+  using expects = diagnostics::expects_any_shape;
+  template <class In> static constexpr bool accepts = Shape<In>;
+  template <class T, class In> using bind = detail::gelu_layer<T, In>;
+};
 
 template <class T, class In> class flatten_layer : public without_parameters<T> {
  public:

@@ -10,8 +10,12 @@
 //                   an IEEE operation with one correctly rounded result, in a fixed order. Every
 //                   target with FMA therefore computes the same bits; the error is within 2 ulp of
 //                   the exact value (tests/test_kernels.cpp checks against libm on a sweep).
+//   erf, erfc,      W. J. Cody's rational approximations, evaluated in double (float rounds the
+//   normal_cdf,     double result once), with graft's exp; normal_pdf the Gaussian density: within
+//   normal_pdf      a few ulp of the exact value (tests/test_sequence.cpp checks against long
+//                   double libm on a sweep).
 //
-// Light: <array>, <bit>, <cmath> (floor, fma, isnan), <cstdint>, <limits>, <type_traits>.
+// Light: <array>, <bit>, <cmath> (fabs, floor, fma, isnan), <cstdint>, <limits>, <type_traits>.
 #pragma once
 #include <array>
 #include <bit>
@@ -194,6 +198,144 @@ template <class T> inline T sigmoid(T x) noexcept {
   if (x >= T(0)) return T(1) / (T(1) + exp(-x));
   const T e = exp(x);  // NaN stays NaN
   return e / (T(1) + e);
+}
+
+namespace detail {
+// erf and erfc after W. J. Cody, "Rational Chebyshev approximations for the error function",
+// Math. Comp. 23 (1969) 631-638, in the arrangement of his SPECFUN routine CALERF (netlib,
+// specfun/erf, 1990), whose coefficients are below: near-minimax rational functions good to at
+// least 18 significant digits in exact arithmetic, so that double rounding dominates the error.
+//   |x| <= 0.46875:      erf(x) = x R1(x^2)
+//   0.46875 < |x| <= 4:  erfc(|x|) = e^(-x^2) R2(|x|)
+//   4 < |x| < 26.543:    erfc(|x|) = e^(-x^2) / |x| (1/sqrt(pi) - x^-2 R3(x^-2))   (0 beyond)
+// e^(-x^2) is e^(-s^2) e^(-(|x| - s)(|x| + s)) with s = |x| rounded down to a multiple of 1/16
+// (s^2 is exact): x^2 itself, rounded, would cost up to x^2 ulp. Only +, -, *, /, floor and
+// graft's exp, in a fixed order.
+struct cody_erf_coefficients {
+  static constexpr double a[5] = {3.16112374387056560e00, 1.13864154151050156e02,
+                                  3.77485237685302021e02, 3.20937758913846947e03,
+                                  1.85777706184603153e-1};
+  static constexpr double b[4] = {2.36012909523441209e01, 2.44024637934444173e02,
+                                  1.28261652607737228e03, 2.84423683343917062e03};
+  static constexpr double c[9] = {
+      5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+      2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+      2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8};
+  static constexpr double d[8] = {1.57449261107098347e01, 1.17693950891312499e02,
+                                  5.37181101862009858e02, 1.62138957456669019e03,
+                                  3.29079923573345963e03, 4.36261909014324716e03,
+                                  3.43936767414372164e03, 1.23033935480374942e03};
+  static constexpr double p[6] = {3.05326634961232344e-1, 3.60344899949804439e-1,
+                                  1.25781726111229246e-1, 1.60837851487422766e-2,
+                                  6.58749161529837803e-4, 1.63153871373020978e-2};
+  static constexpr double q[5] = {2.56852019228982242e00, 1.87295284992346047e00,
+                                  5.27905102951428412e-1, 6.05183413124413191e-2,
+                                  2.33520497626869185e-3};
+};
+
+/// erf(x) for |x| <= 0.46875: x R1(x^2).
+inline double cody_erf_small(double x) noexcept {
+  using k = cody_erf_coefficients;
+  const double y = x < 0.0 ? -x : x;
+  const double z = y > 1.11e-16 ? y * y : 0.0;  // below: erf(x) = x a3 / b3 to double precision
+  double num = k::a[4] * z;
+  double den = z;
+  for (int i = 0; i < 3; ++i) {
+    num = (num + k::a[i]) * z;
+    den = (den + k::b[i]) * z;
+  }
+  return x * (num + k::a[3]) / (den + k::b[3]);
+}
+/// R with erfc(y) = e^(-y^2) R(y), for 0.46875 < y < 26.543.
+inline double cody_erfc_factor(double y) noexcept {
+  using k = cody_erf_coefficients;
+  if (y <= 4.0) {
+    double num = k::c[8] * y;
+    double den = y;
+    for (int i = 0; i < 7; ++i) {
+      num = (num + k::c[i]) * y;
+      den = (den + k::d[i]) * y;
+    }
+    return (num + k::c[7]) / (den + k::d[7]);
+  }
+  const double z = 1.0 / (y * y);
+  double num = k::p[5] * z;
+  double den = z;
+  for (int i = 0; i < 4; ++i) {
+    num = (num + k::p[i]) * z;
+    den = (den + k::q[i]) * z;
+  }
+  const double r = z * (num + k::p[4]) / (den + k::q[4]);
+  return (5.6418958354775628695e-1 - r) / y;  // 1/sqrt(pi)
+}
+/// e^(-v^2 scale) for 0 <= v < 40 and scale 1 or 1/2: v = s + (v - s) with s a multiple of 1/16,
+/// so that s^2 scale is exact and (v - s)(v + s) scale small; v^2, rounded, would cost up to v^2
+/// ulp of the result.
+inline double exp_neg_square(double v, double scale) noexcept {
+  const double s = std::floor(v * 16.0) / 16.0;
+  return exp(-(s * s) * scale) * exp(-((v - s) * (v + s)) * scale);
+}
+
+/// erf(x) (Complement false) or erfc(x) (true), in double.
+template <bool Complement> inline double cody_erf(double x) noexcept {
+  if (std::isnan(x)) return x;
+  const double y = x < 0.0 ? -x : x;
+  if (y <= 0.46875) {
+    const double r = cody_erf_small(x);
+    return Complement ? 1.0 - r : r;
+  }
+  const double r = y < 26.543 ? cody_erfc_factor(y) * exp_neg_square(y, 1.0) : 0.0;  // erfc(y)
+  if constexpr (Complement) {
+    return x < 0.0 ? 2.0 - r : r;
+  } else {
+    const double e = (0.5 - r) + 0.5;
+    return x < 0.0 ? -e : e;
+  }
+}
+
+/// Phi(x) = erfc(-x / sqrt 2) / 2, with the Gaussian factor e^(-x^2/2) computed from x itself:
+/// the rounding of x / sqrt 2 then moves only the rational factor, by about an ulp (through
+/// erfc(x / sqrt 2) it would cost up to x^2 ulp).
+inline double normal_cdf(double x) noexcept {
+  if (std::isnan(x)) return x;
+  const double z = x * 0.70710678118654752440;  // 1/sqrt(2)
+  const double y = z < 0.0 ? -z : z;
+  if (y <= 0.46875) return 0.5 + 0.5 * cody_erf_small(z);
+  const double v = x < 0.0 ? -x : x;
+  const double t = y < 26.543 ? 0.5 * cody_erfc_factor(y) * exp_neg_square(v, 0.5) : 0.0;
+  return x < 0.0 ? t : 1.0 - t;  // t = Phi(-|x|)
+}
+}  // namespace detail
+
+/// The error function 2/sqrt(pi) int_0^x e^(-t^2) dt (Cody's approximations above, in double;
+/// float rounds the double value). erf(+-inf) = +-1, NaN stays NaN.
+template <class T> inline T erf(T x) noexcept {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  return static_cast<T>(detail::cody_erf<false>(static_cast<double>(x)));
+}
+
+/// The complementary error function 1 - erf(x), accurate where it is small (x large): no
+/// cancellation. erfc(+inf) = 0, erfc(-inf) = 2; 0 from x = 26.543 on (erfc is subnormal there).
+template <class T> inline T erfc(T x) noexcept {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  return static_cast<T>(detail::cody_erf<true>(static_cast<double>(x)));
+}
+
+/// The standard normal CDF Phi(x) = erfc(-x / sqrt 2) / 2 by the same approximations, accurate in
+/// relative terms for negative x too (see detail::normal_cdf); in double, float rounds once.
+template <class T> inline T normal_cdf(T x) noexcept {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  return static_cast<T>(detail::normal_cdf(static_cast<double>(x)));
+}
+
+/// The standard normal density e^(-x^2/2) / sqrt(2 pi), the exponent split as in erfc (0 for
+/// |x| >= 40, where it underflows; NaN stays NaN); in double, float rounds once.
+template <class T> inline T normal_pdf(T x) noexcept {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>);
+  const double v = std::fabs(static_cast<double>(x));
+  if (std::isnan(v)) return x;
+  if (v >= 40.0) return T(0);
+  return static_cast<T>(0.39894228040143267794 * detail::exp_neg_square(v, 0.5));  // 1/sqrt(2 pi)
 }
 
 namespace detail {

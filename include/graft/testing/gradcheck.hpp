@@ -10,11 +10,14 @@
 // check_layer compares a bound layer's input and parameter gradients with central differences of
 // sum(g * forward(x)) for a random g; check_trainer compares the gradients a trainer computed with
 // central differences of the model's mean loss. Tolerance: |analytic - numeric| <= 1e-5 + 1e-3
-// |numeric| with h = 1e-6.
+// |numeric| with h = 1e-6. A layer whose input is discrete (token ids: embedding) or that needs
+// particular inputs takes a layer_input: how to fill x, and whether x is differentiable.
 #pragma once
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,13 +52,22 @@ inline void fill_away_from_zero(double* p, std::size_t n, splitmix64& rng) {
   }
 }
 
+/// The input check_layer gives a layer.
+struct layer_input {
+  /// Fills x (rows x input size values) from rng; empty: fill_away_from_zero.
+  std::function<void(double* x, std::size_t n, splitmix64& rng)> fill{};
+  /// false for a discrete input (token ids): x is not perturbed, and the analytic input gradient
+  /// must be exactly zero (recorded as one check per entry, "not differentiable").
+  bool differentiable = true;
+};
+
 /// Checks a bound layer L (scalar double): the loss is sum(g * forward(x)) for a random g; the
 /// analytic input gradient and every parameter gradient are compared with central differences.
 /// A layer with a workspace (batch norm, residual) runs its training forward in Mode (batch
 /// statistics by default, or frozen running statistics); other layers run their evaluation
-/// forward.
+/// forward. `in` says how x is filled and whether it is differentiable (see layer_input).
 template <class L, std::size_t Rows = 3, train_mode Mode = train_mode{}>
-grad_report check_layer(std::uint64_t seed = 1) {
+grad_report check_layer(std::uint64_t seed = 1, const layer_input& in = {}) {
   using In = typename L::input_shape;
   using Out = typename L::output_shape;
   splitmix64 rng(seed);
@@ -63,7 +75,10 @@ grad_report check_layer(std::uint64_t seed = 1) {
   layer->init(rng);
   std::vector<double> x(Rows * In::size), y(Rows * Out::size), g(Rows * Out::size),
       dx(Rows * In::size);
-  fill_away_from_zero(x.data(), x.size(), rng);
+  if (in.fill)
+    in.fill(x.data(), x.size(), rng);
+  else
+    fill_away_from_zero(x.data(), x.size(), rng);
   for (auto& v : g) v = rng.uniform(-1.0, 1.0);
   std::vector<std::vector<double>> grads;
   std::vector<double*> gp;
@@ -77,6 +92,8 @@ grad_report check_layer(std::uint64_t seed = 1) {
     else
       layer->forward(x.data(), out, Rows);
   };
+  if (!in.differentiable)  // so that a dx left unwritten fails "must be exactly zero"
+    for (auto& v : dx) v = std::numeric_limits<double>::quiet_NaN();
   run(y.data());
   constexpr unsigned all = (1U << L::params.size()) - 1U;
   detail::backward_of<true, all, Mode>(*layer, x.data(), y.data(), g.data(), dx.data(), gp.data(),
@@ -102,7 +119,11 @@ grad_report check_layer(std::uint64_t seed = 1) {
     rep.record(close(analytic, numeric), what, analytic, numeric);
   };
   for (std::size_t i = 0; i < x.size(); ++i)
-    probe(x[i], dx[i], L::name() + " input[" + std::to_string(i) + "]");
+    if (in.differentiable)
+      probe(x[i], dx[i], L::name() + " input[" + std::to_string(i) + "]");
+    else
+      rep.record(dx[i] == 0.0, L::name() + " input[" + std::to_string(i) + "] (not differentiable)",
+                 dx[i], 0.0);
   for (std::size_t j = 0; j < L::params.size(); ++j)
     for (std::size_t i = 0; i < L::params[j].size; ++i)
       probe(layer->param(j)[i], grads[j][i],
