@@ -17,6 +17,9 @@ struct expects_a_channels_x_height_x_width_image_at_least_as_large_as_the_kernel
 struct expects_a_channels_x_height_x_width_image_at_least_as_large_as_the_window {};
 struct expects_a_flat_feature_vector_insert_flatten_at_the_end_of_the_backbone {};
 struct expects_a_block_whose_output_has_the_input_shape_or_a_1x1_strided_projection {};
+struct expects_a_flat_input_of_token_ids_such_as_input_of_the_sequence_length {};
+struct expects_a_sequence_of_rows_length_x_width_such_as_an_embedding_output {};
+struct expects_a_flat_vector_or_a_sequence_of_rows_length_x_width {};
 }  // namespace diagnostics
 
 namespace error {

@@ -220,7 +220,7 @@ class npy_header_parser {
 
  private:
   data_error fail(std::size_t at, std::string expected, std::string found) const {
-    return data_error(name_, at, std::move(expected), std::move(found));
+    return {name_, at, std::move(expected), std::move(found)};
   }
   int peek() const { return pos_ < end_ ? b_[pos_] : -1; }
   void skip_space() {
@@ -545,7 +545,10 @@ inline dataset from_npy(const npy_array& features, const npy_array& labels, std:
   if (labels.data.size() != n * labels.element_size())
     throw std::invalid_argument("graft: " + labels.path + ": npy data does not match its shape");
   dataset d;
-  d.name = name.empty() ? features.path : std::move(name);
+  if (name.empty())
+    d.name = features.path;
+  else
+    d.name = std::move(name);
   detail::npy_features(features, d);
   if (features.shape[0] != n)
     throw data_error(features.path, features.shape_offset,
@@ -587,7 +590,10 @@ inline dataset from_npy(const std::string& features_path, const std::string& lab
 inline dataset from_npy_regression(const npy_array& features, const npy_array& targets,
                                    std::string name = {}) {
   dataset d;
-  d.name = name.empty() ? features.path : std::move(name);
+  if (name.empty())
+    d.name = features.path;
+  else
+    d.name = std::move(name);
   detail::npy_features(features, d);
   if (targets.rank() == 0 || targets.shape[0] != features.shape[0])
     throw data_error(targets.path, targets.shape_offset,

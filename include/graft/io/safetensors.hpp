@@ -222,7 +222,7 @@ inline safetensors_file parse_safetensors(const std::string& name,
   if (n < 8)
     throw at(0, "an 8-byte header length",
              std::to_string(n) + " bytes in all (not a safetensors file)");
-  const std::uint64_t header = get_le<std::uint64_t>(bytes.data());
+  const auto header = get_le<std::uint64_t>(bytes.data());
   constexpr std::uint64_t max_header = 100'000'000;  // the reference implementation's limit
   if (header > n - 8 || header > max_header)
     throw at(0,
@@ -238,7 +238,7 @@ inline safetensors_file parse_safetensors(const std::string& name,
   std::string duplicate;
   json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
     if (ev == json::parse_event_t::key && depth == 1) {
-      const std::string& k = parsed.get_ref<const std::string&>();
+      const auto& k = parsed.get_ref<const std::string&>();
       if (duplicate.empty() && std::find(keys.begin(), keys.end(), k) != keys.end()) duplicate = k;
       keys.push_back(k);
     }
@@ -602,14 +602,18 @@ template <class M> safetensors_report import_parsed(M& net, const safetensors_fi
     while (i < mine.size() && mine[i].name != g) ++i;
     if (i == mine.size()) {
       std::string all;
-      for (const auto& t : mine) all += (all.empty() ? "" : ", ") + t.name;
-      throw fail("the name map gives '" + g + "', which is not a tensor of the model" +
-                 (include_head ? "" : "'s backbone") + " (its tensors: " + all + ")");
+      for (const auto& t : mine) all.append(all.empty() ? "" : ", ").append(t.name);
+      std::string msg = "the name map gives '" + g + "', which is not a tensor of the model";
+      msg.append(include_head ? "" : "'s backbone").append(" (its tensors: ").append(all) += ")";
+      throw fail(msg);
     }
     const std::size_t k = index_of(n);
-    if (k == theirs.size())
-      throw fail("tensor '" + n + "' (named in the map for '" + g + "'): not in the file" +
-                 (opt.prefix.empty() ? "" : " under the prefix '" + opt.prefix + "'"));
+    if (k == theirs.size()) {
+      std::string msg = "tensor '" + n;
+      msg.append("' (named in the map for '").append(g).append("'): not in the file");
+      if (!opt.prefix.empty()) msg.append(" under the prefix '").append(opt.prefix) += "'";
+      throw fail(msg);
+    }
     if (taken[k]) throw fail("tensor '" + n + "': named twice in the map");
     taken[k] = true;
     pick[i] = k;

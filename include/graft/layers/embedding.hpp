@@ -66,11 +66,6 @@ template <std::size_t Num = 1, std::size_t Den = 1> struct normal {
 };
 }  // namespace init
 
-namespace diagnostics {
-struct expects_a_flat_input_of_token_ids_such_as_input_L {};
-struct expects_a_sequence_L_x_D_such_as_an_embedding_output {};
-}  // namespace diagnostics
-
 namespace detail {
 /// Whether v is a token id of a vocabulary of `vocabulary` (an integer in [0, vocabulary)); its
 /// index in `id` when it is. NaN fails the first comparison, so no invalid conversion happens.
@@ -167,7 +162,8 @@ template <class T, std::size_t L, std::size_t V, std::size_t D, class Init> clas
 /// input of L ids (input<L>) and gives shape<L, D>.
 template <std::size_t V, std::size_t D, class Init = init::normal<>> struct embedding {
   static_assert(V > 0 && D > 0, "graft: embedding<V, D> needs V > 0 and D > 0");
-  using expects = diagnostics::expects_a_flat_input_of_token_ids_such_as_input_L;
+  using expects =
+      diagnostics::expects_a_flat_input_of_token_ids_such_as_input_of_the_sequence_length;
   template <class In> static constexpr bool accepts = FlatShape<In>;
   template <class T, class In> using bind = embedding_layer<T, In::size, V, D, Init>;
 };
@@ -219,7 +215,8 @@ template <class T, std::size_t L, std::size_t D, class Init> class positional_em
 
 /// A learned absolute position embedding with initialiser Init; see the file comment.
 template <class Init> struct positional_embedding_init {
-  using expects = diagnostics::expects_a_sequence_L_x_D_such_as_an_embedding_output;
+  using expects =
+      diagnostics::expects_a_sequence_of_rows_length_x_width_such_as_an_embedding_output;
   template <class In> static constexpr bool accepts = Shape<In>&& In::rank == 2;
   template <class T, class In> using bind =
       positional_embedding_layer<T, In::dims[0], In::dims[1], Init>;

@@ -23,10 +23,6 @@
 
 GRAFT_BEGIN_NAMESPACE
 
-namespace diagnostics {
-struct expects_a_flat_vector_or_a_sequence_of_rows_L_x_D {};
-}  // namespace diagnostics
-
 /// Bound layer norm over the last extent D of In (shape<D> or shape<L, D>).
 template <class T, class In> class layer_norm_layer {
  public:
@@ -140,7 +136,7 @@ template <class T, class In> class layer_norm_layer {
 /// Layer normalisation over the last extent: each row of an L x D sequence, or a flat vector of
 /// D; see the file comment.
 struct layer_norm {
-  using expects = diagnostics::expects_a_flat_vector_or_a_sequence_of_rows_L_x_D;
+  using expects = diagnostics::expects_a_flat_vector_or_a_sequence_of_rows_length_x_width;
   template <class In> static constexpr bool accepts = Shape<In> && (In::rank == 1 || In::rank == 2);
   template <class T, class In> using bind = layer_norm_layer<T, In>;
 };
