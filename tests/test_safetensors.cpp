@@ -398,3 +398,35 @@ TEST_CASE("wrong dtypes, shapes, missing tensors and non-finite values are refus
   CAPTURE(msg);
   CHECK(has(msg, "paired in model order"));
 }
+
+TEST_CASE("conv1d: PyTorch's [F, C, K] weight goes to graft's [K * C, F], and back") {
+  // Before this mapping, conv1d was an unknown layer: a [F, C, K] tensor of the right element
+  // count was copied flat, in the wrong layout, without an error.
+  using seq = g::model<
+      g::stack<g::input<5, 3>, g::conv1d<4, 2, g::pad<1>>, g::relu, g::global_max_pool_time>,
+      g::classifier<2>>;
+  constexpr std::size_t F = 4, C = 3, K = 2;
+  std::vector<double> w(F * C * K), b(F);
+  for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<double>(i) * 0.25 - 2.0;
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = 0.5 * static_cast<double>(i);
+  auto net = g::make_model<seq>(g::seed{1});
+  std::vector<g::st_array> arrays = {{"0.weight", {F, C, K}, w, g::st_dtype::F32},
+                                     {"0.bias", {F}, b, g::st_dtype::F32}};
+  for (const auto& a : g::detail::torch_arrays(*net, ""))
+    if (a.name.rfind("3.", 0) == 0) arrays.push_back(a);  // the head as it is
+  temp_dir dir;
+  g::save_safetensors(dir.file("c.safetensors"), arrays);
+  g::import_safetensors(*net, dir.file("c.safetensors"));
+  const auto& l = net->layer<0>();
+  for (std::size_t f = 0; f < F; ++f)
+    for (std::size_t c = 0; c < C; ++c)
+      for (std::size_t k = 0; k < K; ++k)
+        CHECK(static_cast<double>(l.weight(k * C + c, f)) == w[(f * C + c) * K + k]);
+  g::export_safetensors(*net, dir.file("back.safetensors"));
+  CHECK(g::read_safetensors(dir.file("back.safetensors")).values("0.weight") == w);
+  // a flat tensor of the same count is refused now
+  arrays[0].shape = {F * C * K};
+  g::save_safetensors(dir.file("flat.safetensors"), arrays);
+  CHECK_THROWS_WITH_AS(g::import_safetensors(*net, dir.file("flat.safetensors")),
+                       doctest::Contains("expected shape [4, 3, 2], found [24]"), g::io_error);
+}

@@ -20,6 +20,8 @@ struct expects_a_block_whose_output_has_the_input_shape_or_a_1x1_strided_project
 struct expects_a_flat_input_of_token_ids_such_as_input_of_the_sequence_length {};
 struct expects_a_sequence_of_rows_length_x_width_such_as_an_embedding_output {};
 struct expects_a_flat_vector_or_a_sequence_of_rows_length_x_width {};
+struct expects_a_length_x_channels_sequence_at_least_as_long_as_the_kernel {};
+struct expects_a_length_x_channels_sequence {};
 }  // namespace diagnostics
 
 namespace error {

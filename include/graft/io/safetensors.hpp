@@ -11,6 +11,8 @@
 // pooling), the head last:
 //   dense<N>, the head       "{i}.weight" [N, K] (graft stores [K, N]: transposed here), "{i}.bias"
 //   conv2d<F, K, ...>        "{i}.weight" [F, C, K, K] (OIHW, graft's layout too), "{i}.bias"
+//   conv1d<F, K, ...>        "{i}.weight" [F, C, K] (nn.Conv1d; graft stores [K * C, F] for its
+//                            position-major sequences: converted here), "{i}.bias"
 //   batch_norm               "{i}.weight", "{i}.bias", "{i}.running_mean", "{i}.running_var" [C]
 //   embedding<V, D>          "{i}.weight" [V, D] (nn.Embedding; graft's layout too)
 //   positional_embedding     "{i}.weight" [L, D] (e.g. an nn.Embedding(L, D) of positions)
@@ -60,6 +62,7 @@
 
 #include "graft/io/weights.hpp"
 #include "graft/layers/batch_norm.hpp"
+#include "graft/layers/conv1d.hpp"
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/dense.hpp"
 #include "graft/layers/embedding.hpp"
@@ -399,10 +402,22 @@ struct torch_tensor {
   std::size_t rows = 0,
               cols =
                   0;  ///< > 0: graft stores the transpose ([cols, rows]) of PyTorch's [rows, cols]
+  /// > 0: a conv1d weight, PyTorch's [F, C, K] stored by graft as [K * C, F]
+  std::size_t conv_f = 0, conv_c = 0, conv_k = 0;
   bool any_shape = false;   ///< a layer graft does not know: any shape with the same count
   bool batch_norm = false;  ///< "{module}.num_batches_tracked" goes with it on export
   std::size_t size = 0;     ///< elements
 };
+
+/// Where PyTorch's element e of t is in graft's storage.
+inline std::size_t graft_index(const torch_tensor& t, std::size_t e) noexcept {
+  if (t.rows > 0) return (e % t.cols) * t.rows + e / t.cols;  // [rows, cols] -> [cols, rows]
+  if (t.conv_k > 0) {                                         // [F, C, K] -> [K * C, F]
+    const std::size_t k = e % t.conv_k, c = e / t.conv_k % t.conv_c, f = e / (t.conv_k * t.conv_c);
+    return (k * t.conv_c + c) * t.conv_f + f;
+  }
+  return e;
+}
 
 template <class L> struct torch_kind { static constexpr int value = 0; };
 template <class T, std::size_t K, std::size_t N, class I>
@@ -437,6 +452,13 @@ struct torch_kind<positional_embedding_layer<T, L, D, I>> {
 template <class T, class In> struct torch_kind<layer_norm_layer<T, In>> {
   static constexpr int value = 5;
   static std::vector<std::size_t> shape(bool) { return {layer_norm_layer<T, In>::D}; }
+};
+
+template <class T, std::size_t L, std::size_t C, std::size_t F, std::size_t K, std::size_t S,
+          std::size_t P, bool B, class I>
+struct torch_kind<conv1d_layer<T, L, C, F, K, S, P, B, I>> {
+  static constexpr int value = 6;
+  static constexpr std::size_t c = C, f = F, k = K;
 };
 
 /// Appends layer L's tensors (module order: for a residual, inner layer by inner layer) named
@@ -482,6 +504,15 @@ template <class L> void describe_layer(const std::string& prefix, std::size_t la
         t.shape = {L::C};
         t.name = prefix + (w ? "weight" : "bias");
         t.batch_norm = w;
+      } else if constexpr (kind == 6) {  // nn.Conv1d(C, F, K): weight [F, C, K]
+        using K = torch_kind<L>;
+        t.shape = w ? std::vector<std::size_t>{K::f, K::c, K::k} : std::vector<std::size_t>{K::f};
+        if (w) {
+          t.conv_f = K::f;
+          t.conv_c = K::c;
+          t.conv_k = K::k;
+        }
+        t.name = prefix + (w ? "weight" : "bias");
       } else if constexpr (kind == 5) {
         t.shape = torch_kind<L>::shape(w);
         t.name = prefix + (w ? "weight" : "bias");
@@ -691,8 +722,7 @@ template <class M> safetensors_report import_parsed(M& net, const safetensors_fi
         if (std::fabs(x) > static_cast<double>(std::numeric_limits<float>::max()))
           throw fail(pair + ": element " + std::to_string(e) + ": " + std::to_string(x) +
                      " does not fit in float");
-      // PyTorch's [rows, cols] element e = (r, c) goes to graft's [cols, rows] (c, r)
-      const std::size_t at = g.rows > 0 ? (e % g.cols) * g.rows + e / g.cols : e;
+      const std::size_t at = graft_index(g, e);
       v[at] = static_cast<T>(x);
     }
   }
@@ -816,7 +846,7 @@ template <class M> std::vector<st_array> torch_arrays(const M& net, const std::s
                sizeof(T) == 4 ? st_dtype::F32 : st_dtype::F64};
     const T* p = ptrs[t.layer][t.saved];
     for (std::size_t e = 0; e < t.size; ++e)
-      a.values[e] = static_cast<double>(p[t.rows > 0 ? (e % t.cols) * t.rows + e / t.cols : e]);
+      a.values[e] = static_cast<double>(p[graft_index(t, e)]);
     out.push_back(std::move(a));
   }
   return out;

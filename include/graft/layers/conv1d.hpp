@@ -50,10 +50,6 @@
 
 GRAFT_BEGIN_NAMESPACE
 
-namespace diagnostics {
-struct expects_a_length_x_channels_sequence_at_least_as_long_as_the_kernel {};
-}  // namespace diagnostics
-
 /// Bound 1-D convolution: input [L, C] (position-major), F filters of K positions, stride S,
 /// padding P, output [LO, F].
 template <class T, std::size_t L, std::size_t C, std::size_t F, std::size_t K, std::size_t S,

@@ -29,10 +29,6 @@
 
 GRAFT_BEGIN_NAMESPACE
 
-namespace diagnostics {
-struct expects_a_length_x_channels_sequence {};
-}  // namespace diagnostics
-
 namespace detail {
 template <class T, std::size_t L, std::size_t C, bool Max> class time_pool_layer
     : public without_parameters<T> {
