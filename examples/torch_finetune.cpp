@@ -27,7 +27,9 @@
 
 #include <graft/graft.hpp>
 #include <graft/io/safetensors.hpp>
+
 #include <nlohmann/json.hpp>
+#include "support/stats.hpp"
 
 namespace g = graft;
 
@@ -39,21 +41,7 @@ namespace {
 constexpr std::size_t total_steps = 300;
 constexpr std::size_t max_small_k = 12;  // 5k < 64: the batch is the whole few-shot set
 
-struct stats {
-  std::vector<double> values;
-  double mean() const {
-    double s = 0;
-    for (double v : values) s += v;
-    return values.empty() ? 0 : s / static_cast<double>(values.size());
-  }
-  double stddev() const {  // sample standard deviation
-    if (values.size() < 2) return 0;
-    const double m = mean();
-    double s = 0;
-    for (double v : values) s += (v - m) * (v - m);
-    return std::sqrt(s / static_cast<double>(values.size() - 1));
-  }
-};
+using examples::stats;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -24,6 +24,7 @@
 #include <graft/graft.hpp>
 
 #include "support/backbones.hpp"
+#include "support/stats.hpp"
 #include "support/svg_plot.hpp"
 
 namespace g = graft;
@@ -40,21 +41,7 @@ const char* const methods[n_methods] = {
     "scratch", "linear probe",       "full fine-tuning",  "bias-only",      "freeze first 1",
     "LP-FT",   "gradual unfreezing", "discriminative lr", "frozen BN stats"};
 
-struct stats {
-  std::vector<double> values;
-  double mean() const {
-    double s = 0;
-    for (double v : values) s += v;
-    return values.empty() ? 0 : s / static_cast<double>(values.size());
-  }
-  double stddev() const {  // sample standard deviation
-    if (values.size() < 2) return 0;
-    const double m = mean();
-    double s = 0;
-    for (double v : values) s += (v - m) * (v - m);
-    return std::sqrt(s / static_cast<double>(values.size() - 1));
-  }
-};
+using examples::stats;
 
 // What one seed produces, per method: final accuracy, wall time, accuracy at the checkpoints.
 struct seed_result {

@@ -25,15 +25,7 @@ namespace {
 using net_t = graft_fuzz::net_t;
 using bytes = std::vector<unsigned char>;
 
-bytes saved_bytes(const net_t& net, bool head) {
-  bytes out;
-  net.for_each_saved([&](std::size_t layer, const auto* data, std::size_t size) {
-    if ((layer == net_t::head_index) != head) return;
-    const auto* p = reinterpret_cast<const unsigned char*>(data);
-    out.insert(out.end(), p, p + size * sizeof(*data));
-  });
-  return out;
-}
+using graft_fuzz::saved_bytes;
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

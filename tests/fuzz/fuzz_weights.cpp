@@ -24,17 +24,7 @@ namespace {
 using net_t = graft_fuzz::net_t;
 using bytes = std::vector<unsigned char>;
 
-/// The saved tensors of net (parameters and buffers, layer by layer, as a weight file orders
-/// them), as raw bytes; head: only the head's, otherwise only the backbone's.
-bytes saved_bytes(const net_t& net, bool head) {
-  bytes out;
-  net.for_each_saved([&](std::size_t layer, const auto* data, std::size_t size) {
-    if ((layer == net_t::head_index) != head) return;
-    const auto* p = reinterpret_cast<const unsigned char*>(data);
-    out.insert(out.end(), p, p + size * sizeof(*data));
-  });
-  return out;
-}
+using graft_fuzz::saved_bytes;
 
 std::uint64_t get_u32(const bytes& b, std::size_t at) {
   return graft::detail::get_le<std::uint32_t>(b.data() + at);
