@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Usage: tools/fuzz.sh [--seeds] [target...]
 #   Builds the libFuzzer targets of tests/fuzz/ with clang (-fsanitize=fuzzer,address,undefined)
-#   into build/fuzz/ and runs each for GRAFT_FUZZ_SECONDS seconds (default 60) on build/fuzz/corpus/
+#   into build/fuzz/ and runs each for GRAFT_FUZZ_SECONDS seconds (default 45) on build/fuzz/corpus/
 #   <target>/ (the committed seeds of tests/fuzz/corpus/<target>/ are copied in; inputs found by
 #   earlier runs are kept: rm -rf build/fuzz to start over). Exits non-zero if a target crashes
 #   (or fails to build), naming the target, its log and the crash file.
 #   Targets: idx_raw, idx_gzip (needs zlib), weights, npy, csv (needs libcsv), safetensors (needs
 #   nlohmann-json3-dev); default: all.
 #   --seeds  rebuild tests/fuzz/make_seeds.cpp and rewrite the committed seed corpora, then exit.
-#   Environment: GRAFT_FUZZ_SECONDS (60), CXX (default clang++-14, else clang++).
-# The targets run concurrently, one per core: with the defaults on 2 cores, 3 x 60 s of wall time
+#   Environment: GRAFT_FUZZ_SECONDS (45), CXX (default clang++-14, else clang++).
+# The targets run concurrently, one per core: with the defaults on 2 cores, 3 x 45 s of wall time
 # for the 6 targets, plus about 15 s of building each.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-seconds="${GRAFT_FUZZ_SECONDS:-60}"
+seconds="${GRAFT_FUZZ_SECONDS:-45}"
 out=build/fuzz
 
 log() { printf '[fuzz] %s\n' "$*" >&2; }
