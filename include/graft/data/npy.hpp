@@ -39,53 +39,31 @@ namespace data {
 /// The element types graft reads from .npy files (all little-endian).
 enum class npy_dtype : std::uint8_t { float32, float64, uint8, int32, int64 };
 
+namespace detail {
+struct npy_dtype_info {
+  std::size_t size;   ///< bytes per element
+  const char* name;   ///< NumPy's name
+  const char* descr;  ///< the header's descr string
+};
+/// Indexed by npy_dtype.
+inline constexpr npy_dtype_info npy_dtypes[] = {{4, "float32", "<f4"},
+                                                {8, "float64", "<f8"},
+                                                {1, "uint8", "|u1"},
+                                                {4, "int32", "<i4"},
+                                                {8, "int64", "<i8"}};
+}  // namespace detail
+
 /// Bytes per element.
 constexpr std::size_t npy_dtype_size(npy_dtype t) noexcept {
-  switch (t) {
-    case npy_dtype::uint8:
-      return 1;
-    case npy_dtype::float32:
-    case npy_dtype::int32:
-      return 4;
-    case npy_dtype::float64:
-    case npy_dtype::int64:
-      return 8;
-  }
-  return 0;
+  return detail::npy_dtypes[static_cast<std::size_t>(t)].size;
 }
-
 /// "float32", "float64", "uint8", "int32" or "int64".
 constexpr const char* npy_dtype_name(npy_dtype t) noexcept {
-  switch (t) {
-    case npy_dtype::float32:
-      return "float32";
-    case npy_dtype::float64:
-      return "float64";
-    case npy_dtype::uint8:
-      return "uint8";
-    case npy_dtype::int32:
-      return "int32";
-    case npy_dtype::int64:
-      return "int64";
-  }
-  return "unknown";
+  return detail::npy_dtypes[static_cast<std::size_t>(t)].name;
 }
-
 /// The header's descr string: "<f4", "<f8", "|u1", "<i4" or "<i8".
 constexpr const char* npy_dtype_descr(npy_dtype t) noexcept {
-  switch (t) {
-    case npy_dtype::float32:
-      return "<f4";
-    case npy_dtype::float64:
-      return "<f8";
-    case npy_dtype::uint8:
-      return "|u1";
-    case npy_dtype::int32:
-      return "<i4";
-    case npy_dtype::int64:
-      return "<i8";
-  }
-  return "?";
+  return detail::npy_dtypes[static_cast<std::size_t>(t)].descr;
 }
 
 constexpr bool npy_is_integer(npy_dtype t) noexcept {

@@ -119,11 +119,6 @@ class safetensors_file {
   /// The tensor's values converted to double (exact for every float dtype, and for integers up to
   /// 2^53). io_error naming the file and the tensor when there is none of that name.
   std::vector<double> values(const std::string& name) const;
-  /// The same as floats, or doubles: T = float or double.
-  template <class T> std::vector<T> values_as(const std::string& name) const {
-    const std::vector<double> v = values(name);
-    return std::vector<T>(v.begin(), v.end());
-  }
   /// Value i of tensor t as double.
   double value(const st_tensor& t, std::size_t i) const noexcept;
 
@@ -697,11 +692,8 @@ template <class M> safetensors_report import_parsed(M& net, const safetensors_fi
                                   ? ", paired in model order"
                                   : "") +
                              ")";
-    if (!st_is_float(t.dtype) && t.dtype != st_dtype::F8_E5M2 && t.dtype != st_dtype::F8_E4M3)
+    if (!st_is_float(t.dtype))  // 8-bit floats are not converted either
       throw fail(pair + ": expected a float dtype (F16, BF16, F32 or F64), found " + t.dtype_name);
-    if (!st_is_float(t.dtype))
-      throw fail(pair + ": expected F16, BF16, F32 or F64, found " + t.dtype_name +
-                 " (8-bit floats are not converted)");
     const bool shape_ok = g.any_shape ? t.elements() == g.size : t.shape == g.shape;
     if (!shape_ok)
       throw fail(pair + ": expected shape " + shape_str(g.shape) +
