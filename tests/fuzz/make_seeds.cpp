@@ -186,6 +186,9 @@ int main(int argc, char** argv) {
                                         "\xEF\xBB\xBF"
                                         "a,l\r1,0\r2,1\r"));
   write(dir / "csv" / "bad_quote.csv", csv(0x01, "a,l\n1,\"0\n"));
+  // found by fuzz_csv: two byte order marks cut after the first (position byte 0xc0: cut at 3)
+  write(dir / "csv" / "found_two_boms_in_pieces.csv",
+        bytes{0x01, 0xc0, 0xEF, 0xBB, 0xBF, 0xEF, 0xBB, 0xBF});
 
   using namespace graft_fuzz;
   write(dir / "weights" / "load.bin", weight_seed<net_t>(0, 1));

@@ -227,29 +227,27 @@ class csv_reader {
 
   /// Parses b[0, n), the next bytes of the file.
   void feed(const unsigned char* b, std::size_t n) {
-    if (first_bytes_ && n >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF) {
-      b += 3;  // a UTF-8 byte order mark (spreadsheets write one)
-      n -= 3;
+    // A UTF-8 byte order mark (spreadsheets write one) at the file's start is skipped. It is
+    // matched byte by byte, so it may be split between pieces; bytes that start like one but
+    // are not one are data.
+    while (bom_matched_ < 3 && n > 0) {
+      if (b[0] != bom[bom_matched_]) {
+        const std::size_t partial = std::exchange(bom_matched_, 3);
+        parse(bom, partial);
+        break;
+      }
+      ++bom_matched_;
+      ++b;
+      --n;
     }
-    first_bytes_ = first_bytes_ && n == 0;
-    // One line at a time: each piece ends at the first '\r' or '\n', so every callback during a
-    // piece happens on line_ (a row or field ends at most at the piece's line break).
-    for (std::size_t i = 0; i < n;) {
-      std::size_t end = i;
-      while (end < n && b[end] != '\n' && b[end] != '\r') ++end;
-      if (end < n) ++end;
-      const std::size_t used = ::csv_parse(&p_, b + i, end - i, &on_field, &on_row, this);
-      rethrow();
-      if (used != end - i) parse_failed(b[i + used]);
-      const unsigned char last = b[end - 1];
-      if (last == '\r' || (last == '\n' && !(end - 1 == i && last_cr_))) ++line_;
-      last_cr_ = last == '\r';
-      i = end;
-    }
+    parse(b, n);
   }
 
   /// Ends the file: its last row, then the checks of the whole file.
   void finish() {
+    if (bom_matched_ < 3) {  // the file is the start of a byte order mark: data
+      parse(bom, std::exchange(bom_matched_, 3));
+    }
     if (::csv_fini(&p_, &on_field, &on_row, this) != 0) {
       // an opening quote without its closing quote: name the line the field starts on
       const std::size_t inside = csv_line_breaks(p_.entry_buf, p_.entry_pos);
@@ -270,6 +268,26 @@ class csv_reader {
   std::size_t rows() const noexcept { return rows_; }
 
  private:
+  static constexpr unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+
+  /// The line-by-line parse of b[0, n) (after the byte order mark).
+  void parse(const unsigned char* b, std::size_t n) {
+    // One line at a time: each piece ends at the first '\r' or '\n', so every callback during a
+    // piece happens on line_ (a row or field ends at most at the piece's line break).
+    for (std::size_t i = 0; i < n;) {
+      std::size_t end = i;
+      while (end < n && b[end] != '\n' && b[end] != '\r') ++end;
+      if (end < n) ++end;
+      const std::size_t used = ::csv_parse(&p_, b + i, end - i, &on_field, &on_row, this);
+      rethrow();
+      if (used != end - i) parse_failed(b[i + used]);
+      const unsigned char last = b[end - 1];
+      if (last == '\r' || (last == '\n' && !(end - 1 == i && last_cr_))) ++line_;
+      last_cr_ = last == '\r';
+      i = end;
+    }
+  }
+
   [[noreturn]] void fail(std::size_t line, std::size_t column, const std::string& expected,
                          const std::string& found) const {
     const std::string& col =
@@ -430,9 +448,9 @@ class csv_reader {
   std::string name_;
   bool header_;
   selection sel_;
-  std::size_t line_ = 1;     // the line of the bytes being parsed
-  bool last_cr_ = false;     // the last byte parsed was '\r' (a '\n' after it is no new line)
-  bool first_bytes_ = true;  // nothing fed yet (a byte order mark may come)
+  std::size_t line_ = 1;         // the line of the bytes being parsed
+  bool last_cr_ = false;         // the last byte parsed was '\r' (a '\n' after it is no new line)
+  std::size_t bom_matched_ = 0;  // bytes of a leading byte order mark seen (3: decided)
   std::exception_ptr error_;
   std::vector<std::string> fields_;  // the row being read: count_ fields and their lines
   std::vector<std::size_t> lines_;
