@@ -336,6 +336,50 @@ TEST_CASE("layer gradients: pooling over time") {
   CHECK_GRADIENTS(mean_pool_t<double, 16, 33>);
 }
 
+TEST_CASE("layer gradients: pooling over time with a padding mask (lengths L, 1, 3, 0)") {
+  // Through the dispatch (forward_training / backward_of with a sequence_mask): the padded
+  // positions get an exact zero gradient (their numerical derivative is 0), n = 0 pools to 0.
+  auto clean = [](const graft::testing::grad_report& rep) {
+    INFO(rep.first_failure);
+    CHECK(rep.checked > 0);
+    CHECK(rep.failures == 0);
+  };
+  graft::testing::layer_input in;
+  in.lengths = {7, 1, 3, 0};
+  clean(graft_test::check_layer<max_pool_t<double, 7, 5>, 4>(21, in));
+  clean(graft_test::check_layer<mean_pool_t<double, 7, 5>, 4>(22, in));
+  in.lengths = {9, 1, 3, 12};  // above L counts as L
+  clean(graft_test::check_layer<max_pool_t<double, 9, 40>, 4>(23, in));
+  clean(graft_test::check_layer<mean_pool_t<double, 9, 40>, 4>(24, in));
+}
+
+TEST_CASE(
+    "the pools read the mask through the dispatch: forward_lengths' values, zeros for n = 0") {
+  using pool = max_pool_t<float, 6, 3>;
+  using mean = mean_pool_t<float, 6, 3>;
+  std::vector<float> x(2 * 18);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7) % 11) - 5.0F;
+  const std::size_t lengths[2] = {2, 0};
+  const g::sequence_mask m{lengths};
+  float* const no_ws = nullptr;  // the pools' workspace has 0 elements
+  std::vector<float> a(6), b(6), c(6), d(6);
+  const pool p{};
+  const mean q{};
+  g::detail::forward_eval(p, x.data(), a.data(), 2, no_ws, m);
+  pool::forward_lengths(x.data(), b.data(), 2, lengths);
+  CHECK(a == b);
+  CHECK(b[3] == 0.0F);
+  g::detail::forward_eval(q, x.data(), c.data(), 2, no_ws, m);
+  mean::forward_lengths(x.data(), d.data(), 2, lengths);
+  CHECK(c == d);
+  // without a mask the dispatch pools every position
+  g::detail::forward_eval(p, x.data(), a.data(), 2, no_ws);
+  pool::forward_lengths(x.data(), b.data(), 2, nullptr);
+  CHECK(a == b);
+  static_assert(g::detail::reads_mask_v<pool> && g::detail::reads_mask_v<mean>);
+  static_assert(!g::detail::reads_mask_v<g::relu::bind<float, g::shape<6, 3>>>);
+}
+
 TEST_CASE("conv1d in float is within tolerance of the double reference (forward, dx, dW, db)") {
   GRAFT_CONV1D_CONFIGS(float, check_float_against_double);
   check_float_against_double<g::conv1d<64, 3, g::pad<1>>::bind<float, g::shape<16, 32>>>(10);

@@ -83,6 +83,13 @@
 //   `epilogue`. By offering it L promises that its backward never reads its own output.
 // * HasRngState: `template <class F> void visit_rng_state(F&& f)` calls f(std::uint64_t&) on each
 //   word of the layer's random state (dropout's seed and draw count): checkpoints save them.
+// * Sequence (token models, issue 16): `static constexpr sequence_use sequence = ...;`
+//   (layer.hpp). positionwise: output row l depends on input row l only. masked: the layer uses
+//   the workspace forms with a trailing `sequence_mask m = {}` (forward, forward_train, backward,
+//   and forward_from / backward_from / forward_fused(_from) when it has them); it reads only the
+//   first m.length(r, L) positions of sample r, writes exact 0 at the invalid output positions and
+//   gives a 0 input gradient at the invalid input positions. A masked layer that changes lengths
+//   declares `static constexpr std::size_t output_length(std::size_t n) noexcept`.
 #pragma once
 #include <concepts>
 #include <cstddef>

@@ -35,6 +35,25 @@ struct train_mode {
   bool batch_statistics = true;
 };
 
+/// How a layer treats the positions of a sequence [L, C] (token models, issue 16). A layer
+/// declares it as `static constexpr sequence_use sequence = ...;`; absent: none.
+enum class sequence_use {
+  none,          ///< unknown: the lengths of a token input end here
+  positionwise,  ///< output row l depends on input row l only (embedding, layer_norm, gelu, ...)
+  masked         ///< reads a sequence_mask: uses only the valid positions of its input, writes
+                 ///< exact 0 at invalid output positions, gives 0 gradient at invalid inputs
+};
+
+/// The valid positions of each sample of a batch: sample r's first lengths[r] positions are
+/// tokens, the rest padding. Null lengths: every position is valid (a plain input<...>).
+struct sequence_mask {
+  const std::size_t* lengths = nullptr;
+  /// Sample r's valid length in a sequence of L positions (a length above L counts as L).
+  [[nodiscard]] constexpr std::size_t length(std::size_t r, std::size_t L) const noexcept {
+    return lengths == nullptr || lengths[r] > L ? L : lengths[r];
+  }
+};
+
 /// Position of a layer in a model: 0 is the first layer after input<...>; the head comes last.
 template <std::size_t I> struct layer_index { static constexpr std::size_t value = I; };
 
@@ -131,10 +150,34 @@ template <class L, class F> void visit_rng_state(L& l, F&& f) {
   if constexpr (requires { l.visit_rng_state(f); }) l.visit_rng_state(f);
 }
 
+/// The sequence_use a layer declares (none when it declares nothing).
+template <class L> constexpr sequence_use sequence_of_v = [] {
+  if constexpr (requires { L::sequence; })
+    return sequence_use{L::sequence};
+  else
+    return sequence_use::none;
+}();
+/// A masked layer reads the sequence_mask; its workspace forms take it as a trailing argument.
+template <class L> constexpr bool reads_mask_v = sequence_of_v<L> == sequence_use::masked;
+/// The valid length of a masked layer's output for an input of valid length n:
+/// L::output_length(n) when the layer changes lengths (conv1d), else n.
+template <class L> constexpr std::size_t output_length_of(std::size_t n) noexcept {
+  if constexpr (requires { L::output_length(n); })
+    return L::output_length(n);
+  else
+    return n;
+}
+template <class L> inline constexpr bool masked_layer_has_workspace_v =
+    !reads_mask_v<L> || uses_workspace<L>;
+
 /// Evaluation forward of any layer.
-template <class L, class T>
-void forward_eval(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {
-  if constexpr (uses_workspace<L>)
+template <class L, class T> void forward_eval(const L& l, const T* x, T* y, std::size_t rows, T* ws,
+                                              [[maybe_unused]] sequence_mask m = {}) noexcept {
+  static_assert(masked_layer_has_workspace_v<L>,
+                "graft: a masked layer (sequence_use::masked) has the workspace forms");
+  if constexpr (reads_mask_v<L>)
+    l.forward(x, y, rows, ws, m);
+  else if constexpr (uses_workspace<L>)
     l.forward(x, y, rows, ws);
   else
     l.forward(x, y, rows);
@@ -142,8 +185,11 @@ void forward_eval(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcep
 /// Forward of layer l followed by the activation Next, in one pass (requires fuses_v<L, Next>);
 /// ws: the layer's evaluation workspace (inference_workspace_of<L>(rows) elements).
 template <class Next, class L, class T>
-void forward_fused(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {
-  if constexpr (uses_workspace<L>)
+void forward_fused(const L& l, const T* x, T* y, std::size_t rows, T* ws,
+                   [[maybe_unused]] sequence_mask m = {}) noexcept {
+  if constexpr (reads_mask_v<L>)
+    l.template forward_fused<typename Next::epilogue>(x, y, rows, ws, m);
+  else if constexpr (uses_workspace<L>)
     l.template forward_fused<typename Next::epilogue>(x, y, rows, ws);
   else
     l.template forward_fused<typename Next::epilogue>(x, y, rows);
@@ -153,31 +199,42 @@ void forward_fused(const L& l, const T* x, T* y, std::size_t rows, T* ws) noexce
 /// program): L::forward_from for a layer with parameters or buffers, the forward of a
 /// default-constructed L for one without.
 template <class L, class T> void forward_eval_from(const T* const* p, const T* const* b, const T* x,
-                                                   T* y, std::size_t rows, T* ws) noexcept {
-  if constexpr (requires { L::forward_from(p, b, x, y, rows, ws); }) {
+                                                   T* y, std::size_t rows, T* ws,
+                                                   [[maybe_unused]] sequence_mask m = {}) noexcept {
+  if constexpr (reads_mask_v<L> && (L::parameter_count != 0 || buffer_count_v<L> != 0)) {
+    L::forward_from(p, b, x, y, rows, ws, m);
+  } else if constexpr (requires { L::forward_from(p, b, x, y, rows, ws); }) {
     L::forward_from(p, b, x, y, rows, ws);
   } else {
     static_assert(L::parameter_count == 0 && buffer_count_v<L> == 0,
                   "graft: a layer with parameters runs from constant weights only if it has "
                   "static forward_from(params, buffers, x, y, rows, ws) (layers/concept.hpp)");
     const L l{};
-    forward_eval(l, x, y, rows, ws);
+    forward_eval(l, x, y, rows, ws, m);
   }
 }
 /// forward_fused from constant parameters (requires fuses_v<L, Next>).
-template <class Next, class L, class T> void forward_fused_from(const T* const* p,
-                                                                const T* const* b, const T* x, T* y,
-                                                                std::size_t rows, T* ws) noexcept {
+template <class Next, class L, class T>
+void forward_fused_from(const T* const* p, const T* const* b, const T* x, T* y, std::size_t rows,
+                        T* ws, [[maybe_unused]] sequence_mask m = {}) noexcept {
   static_assert(
       requires { L::template forward_fused_from<typename Next::epilogue>(p, b, x, y, rows, ws); },
       "graft: a layer that fuses its activation runs from constant weights only if it "
       "has static forward_fused_from<Epi>(params, buffers, x, y, rows, ws)");
-  L::template forward_fused_from<typename Next::epilogue>(p, b, x, y, rows, ws);
+  if constexpr (reads_mask_v<L>)
+    L::template forward_fused_from<typename Next::epilogue>(p, b, x, y, rows, ws, m);
+  else
+    L::template forward_fused_from<typename Next::epilogue>(p, b, x, y, rows, ws);
 }
 /// Training forward of any layer (the evaluation forward for layers without a training mode).
 template <train_mode Mode, class L, class T>
-void forward_training(L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept {
-  if constexpr (uses_workspace<L>)
+void forward_training(L& l, const T* x, T* y, std::size_t rows, T* ws,
+                      [[maybe_unused]] sequence_mask m = {}) noexcept {
+  static_assert(masked_layer_has_workspace_v<L>,
+                "graft: a masked layer (sequence_use::masked) has the workspace forms");
+  if constexpr (reads_mask_v<L>)
+    l.template forward_train<Mode>(x, y, rows, ws, m);
+  else if constexpr (uses_workspace<L>)
     l.template forward_train<Mode>(x, y, rows, ws);
   else if constexpr (requires { l.forward_train(x, y, rows); })
     l.forward_train(x, y, rows);
@@ -188,8 +245,10 @@ void forward_training(L& l, const T* x, T* y, std::size_t rows, T* ws) noexcept 
 /// statistics, after forward_eval).
 template <bool InputGrad, unsigned GradMask, train_mode Mode, class L, class T>
 void backward_of(const L& l, const T* x, const T* y, const T* dy, T* dx, T* const* grads,
-                 std::size_t rows, T* ws) noexcept {
-  if constexpr (uses_workspace<L>)
+                 std::size_t rows, T* ws, [[maybe_unused]] sequence_mask m = {}) noexcept {
+  if constexpr (reads_mask_v<L>)
+    l.template backward<InputGrad, GradMask, Mode>(x, y, dy, dx, grads, rows, ws, m);
+  else if constexpr (uses_workspace<L>)
     l.template backward<InputGrad, GradMask, Mode>(x, y, dy, dx, grads, rows, ws);
   else
     l.template backward<InputGrad, GradMask>(x, y, dy, dx, grads, rows);
@@ -200,10 +259,13 @@ void backward_of(const L& l, const T* x, const T* y, const T* dy, T* dx, T* cons
 /// are not supported there.
 template <bool InputGrad, unsigned GradMask, train_mode Mode, class L, class T>
 void backward_of_from(const T* const* p, const T* const* b, const T* x, const T* y, const T* dy,
-                      T* dx, T* const* grads, std::size_t rows, T* ws) noexcept {
+                      T* dx, T* const* grads, std::size_t rows, T* ws,
+                      [[maybe_unused]] sequence_mask m = {}) noexcept {
   if constexpr (L::parameter_count == 0 && buffer_count_v<L> == 0) {
     const L l{};
-    backward_of<InputGrad, GradMask, Mode>(l, x, y, dy, dx, grads, rows, ws);
+    backward_of<InputGrad, GradMask, Mode>(l, x, y, dy, dx, grads, rows, ws, m);
+  } else if constexpr (reads_mask_v<L>) {
+    L::template backward_from<InputGrad, GradMask, Mode>(p, b, x, y, dy, dx, grads, rows, ws, m);
   } else if constexpr (uses_workspace<L>) {
     L::template backward_from<InputGrad, GradMask, Mode>(p, b, x, y, dy, dx, grads, rows, ws);
   } else {

@@ -9,15 +9,12 @@
 // Exact (max) or in a fixed order (mean): the same bits on every instruction set and thread
 // count. Samples are independent: with threads they are split between them.
 //
-// Padding. Both layers already pool each sample over its first n positions only (n = lengths[r],
-// the rest being padding: ignored by the forward, given a zero gradient; n = 0 gives 0), through
-// forward_lengths / backward_lengths; the layer contract's forward / backward pool all L. What a
-// padding mask still needs is the plumbing: the lengths come from the token ids (the positions
-// before the first pad id), which the model knows and a layer does not. The plan: an option
-// (global_max_pool_time<mask_padding>) marks a layer that reads them, the model / trainer /
-// runner compute one length per sample from the token input of the batch (mapped through the
-// strides and paddings of the conv1d layers below, LO(n) = (n + 2P - K) / S + 1), and pass them
-// to forward_lengths / backward_lengths instead of forward / backward.
+// Padding. Both layers are masked (layers/layer.hpp, sequence_use::masked): through the workspace
+// forms they pool each sample over its first n positions only (n from the sequence_mask; the rest
+// is padding: ignored by the forward, given a zero gradient; n = 0 gives 0). In a token model
+// (input_tokens<L, V>) the lengths come from the ids: the position of the first pad id, mapped
+// through the layers below that change lengths (conv1d). forward_lengths / backward_lengths are
+// the same computation with the lengths as a plain pointer.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -39,13 +36,31 @@ template <class T, std::size_t L, std::size_t C, bool Max> class time_pool_layer
 
   static std::string name() { return Max ? "global_max_pool_time" : "global_mean_pool_time"; }
 
+  /// Masked (layers/layer.hpp): sample r is pooled over its first m.length(r) positions; the
+  /// output is flat, so the lengths end here. No scratch: the workspace forms take 0 elements.
+  static constexpr sequence_use sequence = sequence_use::masked;
+  static constexpr std::size_t training_workspace(std::size_t) noexcept { return 0; }
+  static constexpr std::size_t inference_workspace(std::size_t) noexcept { return 0; }
+
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     forward_lengths(x, y, rows, nullptr);
+  }
+  void forward(const T* x, T* y, std::size_t rows, T* /*ws*/, sequence_mask m = {}) const noexcept {
+    forward_lengths(x, y, rows, m.lengths);
+  }
+  template <train_mode> void forward_train(const T* x, T* y, std::size_t rows, T* /*ws*/,
+                                           sequence_mask m = {}) const noexcept {
+    forward_lengths(x, y, rows, m.lengths);
   }
   template <bool InputGrad, unsigned> void backward(const T* x, const T* /*y*/, const T* dy, T* dx,
                                                     T* const* /*grads*/,
                                                     std::size_t rows) const noexcept {
     if constexpr (InputGrad) backward_lengths(x, dy, dx, rows, nullptr);
+  }
+  template <bool InputGrad, unsigned, train_mode>
+  void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* /*grads*/,
+                std::size_t rows, T* /*ws*/, sequence_mask m = {}) const noexcept {
+    if constexpr (InputGrad) backward_lengths(x, dy, dx, rows, m.lengths);
   }
 
   /// The forward over the first lengths[r] positions of sample r (all L when lengths is null;

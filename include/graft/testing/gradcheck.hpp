@@ -19,6 +19,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,9 @@ struct layer_input {
   /// false for a discrete input (token ids): x is not perturbed, and the analytic input gradient
   /// must be exactly zero (recorded as one check per entry, "not differentiable").
   bool differentiable = true;
+  /// The valid length of each of the Rows samples for a masked layer (sequence_use::masked);
+  /// empty: every position is valid.
+  std::vector<std::size_t> lengths{};
 };
 
 /// Checks a bound layer L (scalar double): the loss is sum(g * forward(x)) for a random g; the
@@ -86,9 +90,12 @@ grad_report check_layer(std::uint64_t seed = 1, const layer_input& in = {}) {
   for (auto& v : grads) gp.push_back(v.data());
   gp.resize(detail::max_params_per_layer, nullptr);
   std::vector<double> ws(detail::training_workspace_of<L>(Rows) + 1);
+  if (!in.lengths.empty() && in.lengths.size() != Rows)
+    throw std::invalid_argument("check_layer: layer_input::lengths needs one length per row");
+  const sequence_mask mask{in.lengths.empty() ? nullptr : in.lengths.data()};
   auto run = [&](double* out) {
     if constexpr (detail::uses_workspace<L>)
-      detail::forward_training<Mode>(*layer, x.data(), out, Rows, ws.data());
+      detail::forward_training<Mode>(*layer, x.data(), out, Rows, ws.data(), mask);
     else
       layer->forward(x.data(), out, Rows);
   };
@@ -97,7 +104,7 @@ grad_report check_layer(std::uint64_t seed = 1, const layer_input& in = {}) {
   run(y.data());
   constexpr unsigned all = (1U << L::params.size()) - 1U;
   detail::backward_of<true, all, Mode>(*layer, x.data(), y.data(), g.data(), dx.data(), gp.data(),
-                                       Rows, ws.data());
+                                       Rows, ws.data(), mask);
 
   auto objective = [&] {
     std::vector<double> yy(Rows * Out::size);
