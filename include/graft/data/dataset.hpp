@@ -45,6 +45,8 @@ class dataset {
   std::vector<float> targets;             ///< size() * target_size floats, or empty
   std::size_t target_size = 0;
   std::vector<std::int32_t> class_ids;  ///< the class ids labels refer to, ascending
+  /// Token data: the fingerprint of the vocabulary the ids come from (text::tokenize); 0: none.
+  std::uint64_t vocabulary = 0;
 
   /// Floats per sample: the product of sample_shape (1 when it is empty).
   std::size_t sample_size() const noexcept {
@@ -186,13 +188,14 @@ class dataset {
                                   std::to_string(size()) + " samples)");
   }
 
-  /// A copy with the samples at idx (unchecked), same name, shape and class_ids.
+  /// A copy with the samples at idx (unchecked), same name, shape, class_ids and vocabulary.
   dataset gather(const std::vector<std::size_t>& idx) const {
     dataset out;
     out.name = name;
     out.sample_shape = sample_shape;
     out.target_size = target_size;
     out.class_ids = class_ids;
+    out.vocabulary = vocabulary;
     const std::size_t ss = sample_size();
     out.features.resize(idx.size() * ss);
     for (std::size_t r = 0; r < idx.size(); ++r)
