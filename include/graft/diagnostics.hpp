@@ -44,6 +44,19 @@ template <class Index, class Head, class Expected, class Got> struct head_input_
                 "and the shape the backbone gives");
 };
 
+/// Instantiated when, in a token model (input_tokens<L, V>), a masked layer (one that reads each
+/// sample's length: conv1d, the time pools, attention) comes after a layer that ends the lengths
+/// (one that mixes positions without a mask, or flattens them).
+template <class MaskedIndex, class MaskedLayer, class EndIndex, class EndLayer>
+struct masked_layer_after_unknown_layer {
+  static_assert(sizeof(MaskedLayer) == 0,
+                "graft: in a token model a masked layer needs each sample's length, but a layer "
+                "below it ends the lengths; the template arguments of "
+                "masked_layer_after_unknown_layer above name the masked layer's index, the layer, "
+                "and the index and layer that ended the lengths (a layer of unknown sequence use "
+                "or a flat output: declare `sequence` on it, layers/concept.hpp)");
+};
+
 /// Instantiated when a bound layer does not fulfil the layer contract (layers/concept.hpp):
 /// Member is a diagnostics::needs_... type naming the first member it lacks.
 template <class Index, class Layer, class Member> struct layer_lacks_member {

@@ -40,6 +40,7 @@ template <class T, class In, class Fn> class elementwise_layer : public without_
   static constexpr std::size_t size = In::size;
 
   static std::string name() { return Fn::name(); }
+  static constexpr sequence_use sequence = sequence_use::positionwise;
 
   // Large batches are split between threads by rows (the same values either way).
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
@@ -129,6 +130,7 @@ template <class T, class In> class gelu_layer : public without_parameters<T> {
   static constexpr std::size_t size = In::size;
 
   static std::string name() { return gelu_fn::name(); }
+  static constexpr sequence_use sequence = sequence_use::positionwise;
 
   void forward(const T* x, T* y, std::size_t rows) const noexcept {
     parallel::for_rows(rows, size, [&](std::size_t b, std::size_t e) {

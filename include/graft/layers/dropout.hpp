@@ -23,6 +23,7 @@ template <class T, class In, std::size_t Num, std::size_t Den> class dropout_lay
   using scalar = T;
   using input_shape = In;
   using output_shape = In;
+  static constexpr sequence_use sequence = sequence_use::positionwise;
 
   static std::string name() {
     return "dropout<" + std::to_string(Num) + "/" + std::to_string(Den) + ">";

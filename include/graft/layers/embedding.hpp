@@ -103,6 +103,7 @@ template <class T, std::size_t L, std::size_t V, std::size_t D, class Init> clas
   using input_shape = shape<L>;
   using output_shape = shape<L, D>;
   static constexpr std::size_t vocabulary = V;
+  static constexpr sequence_use sequence = sequence_use::positionwise;
   static constexpr std::size_t parameter_count = V * D;
   static constexpr std::array<param_desc, 1> params{{{V * D, role::weight}}};
 
@@ -180,6 +181,7 @@ template <class T, std::size_t L, std::size_t D, class Init> class positional_em
   tensor<T, L, D> weight;  ///< weight(l, d): what position l adds to feature d
 
   static std::string name() { return "positional_embedding"; }
+  static constexpr sequence_use sequence = sequence_use::positionwise;
   T* param(std::size_t) noexcept { return weight.data(); }
   const T* param(std::size_t) const noexcept { return weight.data(); }
 

@@ -40,6 +40,7 @@ template <class T, class In> class layer_norm_layer {
   tensor<T, D> beta;
 
   static std::string name() { return "layer_norm"; }
+  static constexpr sequence_use sequence = sequence_use::positionwise;
   T* param(std::size_t j) noexcept { return j == 0 ? gamma.data() : beta.data(); }
   const T* param(std::size_t j) const noexcept { return j == 0 ? gamma.data() : beta.data(); }
 

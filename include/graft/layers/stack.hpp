@@ -20,8 +20,30 @@ template <std::size_t... D> struct input {
   using shape_type = shape<D...>;
 };
 
+/// The input of a token model: L token ids from a vocabulary of V per sample (held as scalars:
+/// exact below 2^24 in float), the pad id 0 and only at the end of a sample. Layers that declare
+/// sequence_use::masked see one length per sample: the position of its first pad id (L when it
+/// has none), mapped through the layers below them that change lengths (conv1d).
+template <std::size_t L, std::size_t V> struct input_tokens {
+  static_assert(L > 0 && V > 1, "graft: input_tokens<L, V> needs L > 0 and V > 1 (id 0 is pad)");
+  using shape_type = shape<L>;
+  static constexpr std::size_t length = L;
+  static constexpr std::size_t vocabulary = V;
+  static constexpr std::size_t pad = 0;
+  static std::string name() {
+    return "input_tokens<" + std::to_string(L) + "," + std::to_string(V) + ">";
+  }
+};
+
 template <class T> struct is_input : std::false_type {};
 template <std::size_t... D> struct is_input<input<D...>> : std::true_type {};
+template <std::size_t L, std::size_t V> struct is_input<input_tokens<L, V>> : std::true_type {};
+
+template <class T> struct is_token_input : std::false_type {};
+template <std::size_t L, std::size_t V> struct is_token_input<input_tokens<L, V>> : std::true_type {
+};
+/// True for input_tokens<L, V>.
+template <class T> inline constexpr bool is_token_input_v = is_token_input<T>::value;
 
 /// Storage for bound layers, one base per layer (flat: no recursive tuple).
 template <std::size_t I, class L> struct layer_leaf { L layer; };
@@ -141,6 +163,7 @@ template <class Input, class... Specs> struct stack {
   static_assert(is_input<Input>::value,
                 "graft: the first element of stack<...> must be input<...>, e.g. input<1, 28, 28>");
 
+  using input_type = Input;
   using spec_list = meta::type_list<Specs...>;
   using chain =
       detail::bind_chain<typename Input::shape_type, spec_list, std::index_sequence_for<Specs...>>;

@@ -47,6 +47,8 @@ template <class Backbone, class H, class T = float> class model {
   using head_type = H;
   using scalar = T;
   using input_shape = typename Backbone::input_shape;
+  /// input<...> or input_tokens<L, V> (a token model: masked layers see each sample's length).
+  using input_type = typename Backbone::input_type;
   using feature_shape = typename detail::head_binding<Backbone, H>::type;
   using backbone_layers = typename Backbone::template layers<T>;
   using head_layer = typename H::layer_spec::template bind<T, feature_shape>;
@@ -146,7 +148,11 @@ template <class Backbone, class H, class T = float> class model {
 
   /// Architecture description: layer names and shapes, used for fingerprints and messages.
   static std::string backbone_description() {
-    std::string s = "input<" + input_shape::str() + ">";
+    std::string s;
+    if constexpr (is_token_input_v<input_type>)
+      s = input_type::name();  // token ids mean something else than numbers: other weight files
+    else
+      s = "input<" + input_shape::str() + ">";
     meta::static_for<backbone_layer_count>([&](auto i) {
       using L = layer_type<decltype(i)::value>;
       // appended piece by piece: g++ 12 warns falsely (-Wrestrict, aarch64 -O3) on " " + string&&

@@ -7,7 +7,9 @@
 #include <array>
 #include <cstddef>
 
+#include "graft/diagnostics.hpp"
 #include "graft/layers/layer.hpp"
+#include "graft/layers/stack.hpp"
 #include "graft/meta/pack.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -62,6 +64,107 @@ template <class M> struct forward_plan {
       cur = next;
     }
     return side;
+  }
+
+  // ---- token models (input_tokens<L, V>): the lengths masked layers read --------------------
+  /// True when the model's input is input_tokens<L, V>: masked layers get each sample's length.
+  static constexpr bool masked = [] {
+    if constexpr (requires { typename M::input_type; })
+      return is_token_input_v<typename M::input_type>;
+    else
+      return false;
+  }();
+  /// lengths_live[i]: the lengths of the token input reach layer i's input. They pass through
+  /// position-wise layers and masked layers that keep a sequence ([L, C] out); a masked layer
+  /// with a flat output (the time pools) or a layer of unknown sequence use ends them.
+  static constexpr std::array<bool, L + 1> lengths_live = [] {
+    std::array<bool, L + 1> live{};
+    live[0] = masked;
+    meta::static_for<L>([&](auto i) {
+      using Layer = typename M::template layer_type<i>;
+      constexpr sequence_use u = sequence_of_v<Layer>;
+      live[i + 1] = live[i] && (u == sequence_use::positionwise ||
+                                (u == sequence_use::masked && Layer::output_shape::rank >= 2));
+    });
+    return live;
+  }();
+  /// reads_mask[i]: layer i is masked and the lengths reach it (else it gets a null mask: every
+  /// position valid, as with a plain input<...>).
+  static constexpr std::array<bool, L> reads_mask = [] {
+    std::array<bool, L> r{};
+    meta::static_for<L>([&](auto i) {
+      r[i] = lengths_live[i] && reads_mask_v<typename M::template layer_type<i>>;
+    });
+    return r;
+  }();
+  /// The first masked layer of a token model that the lengths do not reach (L: none), and the
+  /// first layer below it that ended them.
+  static constexpr std::size_t unreached_masked_layer = [] {
+    std::size_t k = L;
+    meta::static_for<L>([&](auto i) {
+      if (k == L && masked && !lengths_live[i] && reads_mask_v<typename M::template layer_type<i>>)
+        k = i;
+    });
+    return k;
+  }();
+  static constexpr std::size_t lengths_end = [] {
+    std::size_t k = L;
+    for (std::size_t i = 0; i < L; ++i)
+      if (k == L && lengths_live[i] && !lengths_live[i + 1]) k = i;
+    return k;
+  }();
+  static constexpr bool diagnose_sequence() {
+    if constexpr (unreached_masked_layer < L) {
+      constexpr std::size_t k = unreached_masked_layer;
+      constexpr std::size_t e = lengths_end < k ? lengths_end : 0;
+      return sizeof(error::masked_layer_after_unknown_layer<
+                    layer_index<k>, typename M::template layer_type<k>, layer_index<e>,
+                    typename M::template layer_type<e>>) == 0;
+    } else {
+      return true;
+    }
+  }
+  static constexpr bool sequence_ok = diagnose_sequence();
+  static_assert(sequence_ok || true);  // evaluates the check: one error, named above
+
+  /// Each sample's length: the position of its first pad id 0 (L when there is none).
+  template <class T>
+  static void token_lengths(const T* ids, std::size_t rows, std::size_t* out) noexcept {
+    constexpr std::size_t n = sizes[0];
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::size_t k = 0;
+      while (k < n && ids[r * n + k] != T(0)) ++k;
+      out[r] = k;
+    }
+  }
+  /// A token length n mapped through layers [0, I) (conv1d's output_length; n elsewhere).
+  template <std::size_t I> static constexpr std::size_t length_at(std::size_t n) noexcept {
+    meta::static_for<I>(
+        [&](auto j) { n = output_length_of<typename M::template layer_type<j>>(n); });
+    return n;
+  }
+  /// Whether a layer below I changes lengths (then lengths_for<I> maps them into scratch).
+  template <std::size_t I> static constexpr bool maps_lengths = [] {
+    bool any = false;
+    meta::static_for<I>([&](auto j) {
+      any = any || requires { M::template layer_type<j>::output_length(std::size_t{1}); };
+    });
+    return any;
+  }();
+  /// The mask layer I reads, from the token lengths of the batch (scratch: rows elements, used
+  /// when a layer below changes lengths); a null mask when reads_mask[I] is false.
+  template <std::size_t I>
+  static sequence_mask mask_for([[maybe_unused]] const std::size_t* tokens,
+                                [[maybe_unused]] std::size_t* scratch,
+                                [[maybe_unused]] std::size_t rows) noexcept {
+    if constexpr (!reads_mask[I]) {
+      return {};
+    } else if constexpr (!maps_lengths<I>) {
+      return {tokens};
+    } else {
+      for (std::size_t r = 0; r < rows; ++r) scratch[r] = length_at<I>(tokens[r]);
+      return {scratch};
+    }
   }
 
   static constexpr std::array<std::size_t, L> param_tensors = [] {

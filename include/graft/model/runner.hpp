@@ -38,8 +38,20 @@ template <class M, std::size_t Batch = 1> class runner {
   static constexpr std::size_t activation_bytes =
       (2 * buffer_elements + workspace_elements) * sizeof(T);
 
+ private:
+  // A token model's lengths: each sample's (from its ids), and their map through the layers
+  // below a masked layer that change lengths. Nothing for other models.
+  struct no_lengths {};
+  struct token_lengths_t {
+    alignas(buffer_alignment) std::size_t tokens[Batch];
+    std::size_t scratch[Batch];
+  };
+  using lengths_t = std::conditional_t<plan::masked, token_lengths_t, no_lengths>;
+
+ public:
   /// RAM a runner needs, all of it inline: sizeof(runner) (tests check it).
-  static constexpr std::size_t ram_bytes = activation_bytes;
+  static constexpr std::size_t ram_bytes =
+      activation_bytes + (plan::masked ? sizeof(token_lengths_t) : 0);
 
   T* input() noexcept { return buffers_; }
   /// Runs the first `rows` rows of input() through net; returns the output rows. Activations
@@ -54,24 +66,32 @@ template <class M, std::size_t Batch = 1> class runner {
  private:
   template <class Net> const T* run(const Net& net, std::size_t rows) noexcept {
     T* ws = buffers_ + 2 * buffer_elements;
+    std::size_t* tokens = nullptr;
+    std::size_t* scratch = nullptr;
+    if constexpr (plan::masked) {
+      tokens = lengths_.tokens;
+      scratch = lengths_.scratch;
+      plan::token_lengths(input(), rows, tokens);
+    }
     meta::static_for<L>([&](auto i) {
       if constexpr (plan::runs_forward(i)) {
         using Layer = typename M::template layer_type<i>;
         T* from = buffer(side[i]);
         T* to = buffer(side[plan::output_of(i)]);
+        const sequence_mask m = plan::template mask_for<i>(tokens, scratch, rows);
         if constexpr (std::is_same_v<Net, M>) {
           if constexpr (plan::fused[i])
             detail::forward_fused<typename M::template layer_type<i + 1>>(net.template layer<i>(),
-                                                                          from, to, rows, ws);
+                                                                          from, to, rows, ws, m);
           else
-            detail::forward_eval(net.template layer<i>(), from, to, rows, ws);
+            detail::forward_eval(net.template layer<i>(), from, to, rows, ws, m);
         } else {
           if constexpr (plan::fused[i])
             detail::forward_fused_from<typename M::template layer_type<i + 1>, Layer>(
-                net.params_of(i), net.buffers_of(i), from, to, rows, ws);
+                net.params_of(i), net.buffers_of(i), from, to, rows, ws, m);
           else
             detail::forward_eval_from<Layer>(net.params_of(i), net.buffers_of(i), from, to, rows,
-                                             ws);
+                                             ws, m);
         }
       }
     });
@@ -82,6 +102,7 @@ template <class M, std::size_t Batch = 1> class runner {
   T* buffer(int s) noexcept { return buffers_ + static_cast<std::size_t>(s) * buffer_elements; }
 
   alignas(buffer_alignment) T buffers_[2 * buffer_elements + workspace_elements]{};
+  [[no_unique_address]] lengths_t lengths_{};
 };
 
 GRAFT_END_NAMESPACE

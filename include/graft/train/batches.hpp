@@ -2,7 +2,9 @@
 // shape, label range, target size) and the gathering of rows by index.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,6 +23,15 @@ inline std::vector<std::size_t> squeeze_leading_ones(std::vector<std::size_t> d)
 }
 
 /// Refuses a dataset that does not fit the model: sample shape, label range, target size.
+/// A float as text for messages: an integer without decimals, else the shortest round trip.
+inline std::string float_text(float v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15F)
+    return std::to_string(static_cast<long long>(v));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+  return buf;
+}
+
 template <class M> void check_dataset(const data::dataset& ds) {
   using In = typename M::input_shape;
   const std::vector<std::size_t> model_dims(In::dims.begin(), In::dims.end());
@@ -29,6 +40,32 @@ template <class M> void check_dataset(const data::dataset& ds) {
         "graft: dataset '" + ds.name + "' has samples of shape " + shape_string(ds.sample_shape) +
         " (" + std::to_string(ds.sample_size()) + " values), but the model's input is " +
         In::str() + " (" + std::to_string(In::size) + " values)");
+  if constexpr (requires { typename M::input_type; }) {
+    using I = typename M::input_type;
+    if constexpr (is_token_input_v<I>) {
+      // token ids: integers in [0, V), the pad id 0 only at the end of a sample
+      constexpr std::size_t n = I::length;
+      for (std::size_t i = 0; i < ds.size(); ++i) {
+        std::size_t pad_at = n;
+        for (std::size_t k = 0; k < n; ++k) {
+          const float v = ds.features[i * n + k];
+          auto where = [&] {
+            return "graft: dataset '" + ds.name + "': sample " + std::to_string(i) + ", position " +
+                   std::to_string(k) + ": ";
+          };
+          if (!(v >= 0.0F && v < static_cast<float>(I::vocabulary)) || v != std::floor(v))
+            throw std::invalid_argument(where() + float_text(v) + " is not a token id of " +
+                                        I::name() + " (0.." + std::to_string(I::vocabulary - 1) +
+                                        ")");
+          if (v == 0.0F && pad_at == n) pad_at = k;
+          if (v != 0.0F && pad_at < n)
+            throw std::invalid_argument(where() + "id " + float_text(v) +
+                                        " after the padding that starts at position " +
+                                        std::to_string(pad_at) + " (pad id 0 only at the end)");
+        }
+      }
+    }
+  }
   using H = typename M::head_type;
   if constexpr (H::is_classifier) {
     if (ds.labels.size() != ds.size())

@@ -140,6 +140,9 @@ template <class M, std::size_t Batch, class Opt, class Policy> class device_trai
     std::array<target_type, Batch * loss::target_size> targets{};
     double mean_loss = 0;
     Opt opt;
+    // a token model's length of the current sample, and its map through conv1d's output_length
+    std::array<std::size_t, plan::masked ? 1 : 0> tokens{};
+    std::array<std::size_t, plan::masked ? 1 : 0> scratch{};
   };
 
  public:
@@ -239,18 +242,25 @@ template <class M, std::size_t Batch, class Opt, class Policy> class device_trai
 
  private:
   void backbone_forward(const weights_type& w, std::size_t r) noexcept {
+    if constexpr (plan::masked)
+      plan::token_lengths(at(layout.input) + r * plan::sizes[0], 1, &s_.tokens[0]);
     meta::static_for<H>([&](auto i) {
       if constexpr (plan::runs_forward(i)) {
         using Layer = typename M::template layer_type<i>;
         const T* x = i == 0 ? at(layout.input) + r * plan::sizes[0] : at(layout.act[i]);
+        const sequence_mask m = mask_for<i>();
         if constexpr (plan::fused[i])
           detail::forward_fused_from<typename M::template layer_type<i + 1>, Layer>(
-              w.params_of(i), w.buffers_of(i), x, at(layout.act[i + 2]), 1, at(layout.ws));
+              w.params_of(i), w.buffers_of(i), x, at(layout.act[i + 2]), 1, at(layout.ws), m);
         else
           detail::forward_eval_from<Layer>(w.params_of(i), w.buffers_of(i), x,
-                                           at(layout.act[i + 1]), 1, at(layout.ws));
+                                           at(layout.act[i + 1]), 1, at(layout.ws), m);
       }
     });
+  }
+  // Sample r's length (a token model): computed by backbone_forward, read by backbone_backward.
+  template <std::size_t I> sequence_mask mask_for() noexcept {
+    return plan::template mask_for<I>(s_.tokens.data(), s_.scratch.data(), 1);
   }
   // Backward of sample r from the head's input gradient down to the lowest trainable layer, as
   // the trainer runs it (trainer::backward); each trainable tensor's per-sample gradient is added
@@ -270,7 +280,7 @@ template <class M, std::size_t Batch, class Opt, class Policy> class device_trai
         const T* dy = at(layout.delta[parity]);
         T* dx = at(layout.delta[1 - parity]);
         detail::backward_of_from<(i > lowest_trainable), grad_masks[i], train_mode{false}, Layer>(
-            w.params_of(i), w.buffers_of(i), x, y, dy, dx, grads, 1, at(layout.ws));
+            w.params_of(i), w.buffers_of(i), x, y, dy, dx, grads, 1, at(layout.ws), mask_for<i>());
         if (r > 0)
           for (std::size_t j = 0; j < Layer::params.size(); ++j)
             if (trains(i, j))

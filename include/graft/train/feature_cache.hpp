@@ -51,6 +51,13 @@ template <class Tr> class feature_cache_of {
       return;
     }
     gather_targets<M>(ds, idx, rows, targets);
+    if constexpr (Tr::plan::masked) {
+      // a token model's masked layers read each sample's length from the ids in input()
+      const std::size_t n = Tr::plan::sizes[0];
+      for (std::size_t r = 0; r < rows; ++r)
+        for (std::size_t k = 0; k < n; ++k)
+          t.input()[r * n + k] = static_cast<T>(ds.features[idx[r] * n + k]);
+    }
     T* in = t.activation(lowest_trainable);
     for (std::size_t r = 0; r < rows; ++r)
       std::copy_n(data_.data() + idx[r] * feature_size, feature_size, in + r * feature_size);

@@ -194,18 +194,22 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   /// evaluation mode, so its features can be cached and its statistics stay as they are.
   /// A layer followed by an activation it can apply in its output pass (plan::fused) writes the
   /// activation's output directly; activation(i) of the skipped pre-activation is not written.
+  /// A token model (input_tokens<L, V>) reads each sample's length from input() whatever start
+  /// is (a feature cache puts the ids there too), and passes them to the masked layers.
   void forward(std::size_t rows, std::size_t start = 0, std::size_t stop = L) noexcept {
     const std::size_t lo = trainable_from();
+    if constexpr (plan::masked) plan::token_lengths(input(), rows, tokens_.data());
     meta::static_for<L>([&](auto i) {
       if (i >= start && i < stop) {
         if constexpr (i > 0 && plan::fused[i - 1])
           if (i > start) return;  // applied by the layer before it, which ran in this pass
         auto& layer = net_->template layer<i>();
         const T* x = at(layout.act[i]);
+        const sequence_mask m = mask_for<i>(rows);
         if constexpr (plan::fused[i]) {
           if (i + 1 < stop) {
             detail::forward_fused<typename M::template layer_type<i + 1>>(
-                layer, x, at(layout.act[i + 2]), rows, at(layout.ws[i]));
+                layer, x, at(layout.act[i + 2]), rows, at(layout.ws[i]), m);
             return;
           }
         }
@@ -213,11 +217,11 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
         T* ws = at(layout.ws[i]);
         if constexpr (i >= lowest_trainable) {
           if (i >= lo) {
-            detail::forward_training<train_mode{batch_stats[i]}>(layer, x, y, rows, ws);
+            detail::forward_training<train_mode{batch_stats[i]}>(layer, x, y, rows, ws, m);
             return;
           }
         }
-        detail::forward_eval(layer, x, y, rows, ws);
+        detail::forward_eval(layer, x, y, rows, ws, m);
       }
     });
   }
@@ -457,15 +461,16 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
           const T* dy = at(layout.delta[parity]);
           T* dx = at(layout.delta[1 - parity]);
           T* ws = at(layout.ws[i]);
+          const sequence_mask m = mask_for<i>(rows);  // the lengths of the last forward's batch
           if constexpr (computes_input_grad(i)) {
             if (i > lo) {
               detail::backward_of<true, grad_masks[i], train_mode{batch_stats[i]}>(
-                  layer, x, y, dy, dx, grads, rows, ws);
+                  layer, x, y, dy, dx, grads, rows, ws, m);
               return;
             }
           }
           detail::backward_of<false, grad_masks[i], train_mode{batch_stats[i]}>(layer, x, y, dy, dx,
-                                                                                grads, rows, ws);
+                                                                                grads, rows, ws, m);
         }
       });
     }
@@ -492,6 +497,13 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   M* net_;
   Opt opt_;
   arena<T> arena_;
+  // A token model's lengths of the batch (plan::token_lengths) and their map through the layers
+  // that change lengths; empty for other models.
+  std::array<std::size_t, plan::masked ? Batch : 0> tokens_{};
+  std::array<std::size_t, plan::masked ? Batch : 0> scratch_{};
+  template <std::size_t I> sequence_mask mask_for(std::size_t rows) noexcept {
+    return plan::template mask_for<I>(tokens_.data(), scratch_.data(), rows);
+  }
   std::array<double, L> lr_multiplier_{};
   double lr_ = -1.0;
   std::size_t step_ = 0;
