@@ -6,11 +6,11 @@
 #   earlier runs are kept: rm -rf build/fuzz to start over). Exits non-zero if a target crashes
 #   (or fails to build), naming the target, its log and the crash file.
 #   Targets: idx_raw, idx_gzip (needs zlib), weights, npy, csv (needs libcsv), safetensors (needs
-#   nlohmann-json3-dev); default: all.
+#   nlohmann-json3-dev), text; default: all.
 #   --seeds  rebuild tests/fuzz/make_seeds.cpp and rewrite the committed seed corpora, then exit.
 #   Environment: GRAFT_FUZZ_SECONDS (45), CXX (default clang++-14, else clang++).
-# The targets run concurrently, one per core: with the defaults on 2 cores, 3 x 45 s of wall time
-# for the 6 targets, plus about 15 s of building each.
+# The targets run concurrently, one per core: with the defaults on 2 cores, 4 x 45 s of wall time
+# for the 7 targets, plus about 15 s of building each.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -44,7 +44,7 @@ targets=()
 for a in "$@"; do
   case "$a" in
     --seeds) seeds_only=1 ;;
-    idx_raw | idx_gzip | weights | npy | csv | safetensors) targets+=("$a") ;;
+    idx_raw | idx_gzip | weights | npy | csv | safetensors | text) targets+=("$a") ;;
     -h | --help)
       sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
       exit 0
@@ -104,6 +104,7 @@ if [ ${#targets[@]} -eq 0 ]; then
   else
     log "nlohmann/json.hpp not found: safetensors skipped"
   fi
+  targets+=(text)
 fi
 
 # Inputs larger than these are not generated (the seeds are far smaller).
@@ -115,6 +116,7 @@ max_len() {
     npy) echo 4096 ;;
     csv) echo 4096 ;;
     safetensors) echo 4096 ;;
+    text) echo 4096 ;;
   esac
 }
 

@@ -6,6 +6,7 @@
 //   <dir>/csv/        an options byte and a position byte (see fuzz_csv.cpp), then a CSV file
 //   <dir>/safetensors/ a selector byte (see fuzz_safetensors.cpp), then a safetensors file of
 //                     harness_model.hpp's model (graft's names, renamed, other dtypes, other head)
+//   <dir>/text/       a selector byte (see fuzz_text.cpp), then lines of UTF-8 or Latin-1 text
 // Usage: make_seeds <dir>   (tests/fuzz/corpus in the repository)
 #include <zlib.h>
 
@@ -112,6 +113,13 @@ bytes csv(unsigned char options, const std::string& text) {
   return b;
 }
 
+/// A selector byte, then the text (fuzz_text.cpp).
+bytes text(unsigned char selector, const std::string& s) {
+  bytes b = {selector};
+  b.insert(b.end(), s.begin(), s.end());
+  return b;
+}
+
 /// A weight seed whose scalar counts are moved by one from the backbone to the head (the same
 /// total, so only the count check refuses it), with its checksum made valid again.
 bytes shift_counts(bytes seed) {
@@ -189,6 +197,20 @@ int main(int argc, char** argv) {
   // found by fuzz_csv: two byte order marks cut after the first (position byte 0xc0: cut at 3)
   write(dir / "csv" / "found_two_boms_in_pieces.csv",
         bytes{0x01, 0xc0, 0xEF, 0xBB, 0xBF, 0xEF, 0xBB, 0xBF});
+
+  // text: ASCII words; UTF-8 å ä ö (vocabulary from every word, output in chunks of 2); Latin-1
+  // (invalid UTF-8); 1-4 byte forms; each refused UTF-8 form; a word longer than L = 3; an empty
+  // line
+  write(dir / "text" / "ascii_words.txt", text(0x0F, "hus\nabc\nword\n"));
+  write(dir / "text" / "nordic_utf8.txt", text(0x3F, "\xC3\xA5sa\n\xC3\xA4rlig\n\xC3\xB6ga\nhus"));
+  write(dir / "text" / "nordic_latin1.txt", text(0x4F, "\xC5sa\n\xE4rlig\n\xF6ga"));
+  write(dir / "text" / "four_forms.txt",
+        text(0xE7, "a\n\xC3\xA5\n\xE2\x82\xAC\n\xF0\x9F\x98\x80z\n\xF4\x8F\xBF\xBF"));
+  write(dir / "text" / "bad_forms.txt",
+        text(0x07, "\xC0\x80\n\xED\xA0\x80\n\xF4\x90\x80\x80\n\x80\n\xE2\x82"));
+  write(dir / "text" / "c1_byte.txt", text(0x0F, "ok\nbad\x85word"));
+  write(dir / "text" / "too_long.txt", text(0x02, "ab\nabcdefgh\n"));
+  write(dir / "text" / "empty_line.txt", text(0x1F, "ab\n\ncd"));
 
   using namespace graft_fuzz;
   write(dir / "weights" / "load.bin", weight_seed<net_t>(0, 1));
