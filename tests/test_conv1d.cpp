@@ -353,6 +353,85 @@ TEST_CASE("layer gradients: pooling over time with a padding mask (lengths L, 1,
   clean(graft_test::check_layer<mean_pool_t<double, 9, 40>, 4>(24, in));
 }
 
+TEST_CASE("layer gradients: conv1d with a padding mask (lengths L, 1, 3, 0 and 2)") {
+  auto clean = [](const graft::testing::grad_report& rep) {
+    INFO(rep.first_failure);
+    CHECK(rep.checked > 0);
+    CHECK(rep.failures == 0);
+  };
+  graft::testing::layer_input in;
+  in.lengths = {10, 1, 3, 0};
+  clean(graft_test::check_layer<g::conv1d<6, 3, g::pad<1>>::bind<double, g::shape<10, 4>>, 4>(31,
+                                                                                              in));
+  clean(graft_test::check_layer<g::conv1d<5, 3, g::stride<2>>::bind<double, g::shape<10, 3>>, 4>(
+      32, in));
+  clean(graft_test::check_layer<
+        g::conv1d<3, 4, g::stride<2>, g::pad<2>>::bind<double, g::shape<10, 2>>, 4>(33, in));
+  clean(
+      graft_test::check_layer<g::conv1d<4, 3, g::pad<1>, g::no_bias>::bind<double, g::shape<10, 3>>,
+                              4>(34, in));
+  in.lengths = {2, 7, 5, 10};
+  clean(graft_test::check_layer<
+        g::conv1d<3, 2, g::pad<3>, g::stride<2>>::bind<double, g::shape<10, 2>>, 4>(35, in));
+}
+
+namespace {
+// conv1d bound at length L with sample length N against the same weights bound at length N: the
+// valid outputs, the input gradient and the weight and bias gradients are the same bits; the
+// invalid output rows are exact zeros; dy there is ignored, dx past N is zero.
+template <class T, std::size_t L, std::size_t N, std::size_t F, std::size_t K, class... O>
+void check_conv1d_own_length(std::uint64_t seed) {
+  constexpr std::size_t C = 3;
+  using big = typename g::conv1d<F, K, O...>::template bind<T, g::shape<L, C>>;
+  using small = typename g::conv1d<F, K, O...>::template bind<T, g::shape<N, C>>;
+  constexpr std::size_t lo_n = big::output_length(N);
+  static_assert(small::LO == lo_n);
+  auto a = std::make_unique<big>();
+  auto b = std::make_unique<small>();
+  g::splitmix64 rng(seed);
+  a->init(rng);
+  std::copy(a->weight.data(), a->weight.data() + big::KC * F, b->weight.data());
+  std::copy(a->bias.data(), a->bias.data() + F, b->bias.data());
+  std::vector<T> xa(L * C), xb(N * C), ya(big::LO * F), yb(lo_n * F);
+  for (auto& v : xa) v = static_cast<T>(rng.uniform(-1, 1));  // garbage past N
+  std::copy(xa.begin(), xa.begin() + N * C, xb.begin());
+  std::vector<T> wsa(g::detail::training_workspace_of<big>(1) + 1),
+      wsb(g::detail::training_workspace_of<small>(1) + 1);
+  const std::size_t lengths[1] = {N};
+  const g::sequence_mask m{lengths};
+  g::detail::forward_eval(*a, xa.data(), ya.data(), 1, wsa.data(), m);
+  g::detail::forward_eval(*b, xb.data(), yb.data(), 1, wsb.data());
+  for (std::size_t i = 0; i < lo_n * F; ++i) CHECK(ya[i] == yb[i]);
+  for (std::size_t i = lo_n * F; i < big::LO * F; ++i) CHECK(ya[i] == T(0));
+  std::vector<T> dya(big::LO * F), dyb(lo_n * F), dxa(L * C), dxb(N * C);
+  for (auto& v : dya) v = static_cast<T>(rng.uniform(-1, 1));  // garbage past lo_n
+  std::copy(dya.begin(), dya.begin() + lo_n * F, dyb.begin());
+  std::vector<T> ga0(big::KC * F), ga1(F), gb0(big::KC * F), gb1(F);
+  T* ga[g::detail::max_params_per_layer] = {ga0.data(), ga1.data()};
+  T* gb[g::detail::max_params_per_layer] = {gb0.data(), gb1.data()};
+  g::detail::backward_of<true, 3U, g::train_mode{}>(*a, xa.data(), ya.data(), dya.data(),
+                                                    dxa.data(), ga, 1, wsa.data(), m);
+  g::detail::backward_of<true, 3U, g::train_mode{}>(*b, xb.data(), yb.data(), dyb.data(),
+                                                    dxb.data(), gb, 1, wsb.data());
+  for (std::size_t i = 0; i < N * C; ++i) CHECK(dxa[i] == dxb[i]);
+  for (std::size_t i = N * C; i < L * C; ++i) CHECK(dxa[i] == T(0));
+  CHECK(ga0 == gb0);
+  CHECK(ga1 == gb1);
+}
+}  // namespace
+
+TEST_CASE(
+    "conv1d with a length equals conv1d bound at that length (values and gradients, bitwise)") {
+  check_conv1d_own_length<float, 10, 7, 6, 3, g::pad<1>>(1);
+  check_conv1d_own_length<float, 10, 1, 6, 3, g::pad<1>>(2);
+  check_conv1d_own_length<float, 10, 3, 5, 3>(3);
+  check_conv1d_own_length<float, 10, 9, 5, 3, g::stride<2>>(4);
+  check_conv1d_own_length<float, 10, 4, 3, 4, g::stride<2>, g::pad<2>>(5);
+  check_conv1d_own_length<double, 16, 11, 64, 3, g::pad<1>>(6);
+  check_conv1d_own_length<float, 16, 5, 64, 3, g::pad<1>>(7);
+  check_conv1d_own_length<double, 10, 2, 4, 3, g::pad<2>, g::stride<3>>(8);
+}
+
 TEST_CASE(
     "the pools read the mask through the dispatch: forward_lengths' values, zeros for n = 0") {
   using pool = max_pool_t<float, 6, 3>;

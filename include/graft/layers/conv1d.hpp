@@ -29,6 +29,12 @@
 //   input grad   dwin[lo][k * C + c] = one fmadd chain over f ascending (gemm_nt_packed), then
 //                 dx = 0 + dwin's entries over lo ascending (a 1-D col2im).
 //
+// Padding masks (token models): conv1d is masked (layers/layer.hpp). A sample of valid length n
+// is computed as the sequence of its n rows alone: rows past n read as zeros, only the first
+// LO(n) = output_length(n) output rows are computed (GEMMs of LO(n) rows), the others are exact
+// zeros; dy past LO(n) is ignored and dx past n is zero. So a padded sample gives bitwise the
+// outputs of the same sample in a conv1d of length n.
+//
 // Scratch memory (the caller's workspace, as for conv2d; no static, thread_local or heap
 // buffers): per thread slot, a zero-padded copy of one sample ([L + 2P, C]; none without
 // padding), and in training the window gradients of one sample ([LO, K * C]) and once a sample's
@@ -74,6 +80,15 @@ class conv1d_layer {
   tensor<T, KC, F> weight;  ///< weight(k * C + c, f) = PyTorch's weight[f][c][k]
   tensor<T, F> bias;        ///< unused (and not a parameter) with no_bias
 
+  /// Masked (layers/layer.hpp): sample r of valid length n (the sequence_mask) is convolved as
+  /// the sequence of its first n rows alone (zeros past them, as its own padding); its first
+  /// output_length(n) output rows are valid, the rest are exact zeros.
+  static constexpr sequence_use sequence = sequence_use::masked;
+  static constexpr std::size_t output_length(std::size_t n) noexcept {
+    return n == 0 || n + 2 * P < K ? 0 : (n + 2 * P - K) / S + 1;
+  }
+  static_assert(output_length(L) == LO);
+
   static std::string name() {
     return "conv1d<" + std::to_string(F) + "," + std::to_string(K) + ",s" + std::to_string(S) +
            ",p" + std::to_string(P) + (Bias ? "" : ",nobias") + ">";
@@ -103,41 +118,44 @@ class conv1d_layer {
 
   /// Samples are independent: with threads (parallel.hpp) they are split between them, each
   /// with its own slot of ws; every sample's result is the same either way.
-  void forward(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
-    forward_fused<kernels::identity>(x, y, rows, ws);
+  void forward(const T* x, T* y, std::size_t rows, T* ws, sequence_mask m = {}) const noexcept {
+    forward_fused<kernels::identity>(x, y, rows, ws, m);
   }
-  template <train_mode>
-  void forward_train(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
-    forward_fused<kernels::identity>(x, y, rows, ws);
+  template <train_mode> void forward_train(const T* x, T* y, std::size_t rows, T* ws,
+                                           sequence_mask m = {}) const noexcept {
+    forward_fused<kernels::identity>(x, y, rows, ws, m);
   }
   /// y = Epi(conv(x) + b): the activation after this layer, applied to the sums in registers
   /// before they are stored. (backward never reads y, so the pre-activation need not exist.)
-  template <class Epi>
-  void forward_fused(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
+  template <class Epi> void forward_fused(const T* x, T* y, std::size_t rows, T* ws,
+                                          sequence_mask m = {}) const noexcept {
     const T* p[2] = {weight.data(), bias.data()};
-    forward_fused_from<Epi>(p, nullptr, x, y, rows, ws);
+    forward_fused_from<Epi>(p, nullptr, x, y, rows, ws, m);
   }
   /// The same from constant parameters p (weight, bias when the layer has one) read in place (a
   /// constant_model: weights compiled into the program).
   static void forward_from(const T* const* p, const T* const* b, const T* x, T* y, std::size_t rows,
-                           T* ws) noexcept {
-    forward_fused_from<kernels::identity>(p, b, x, y, rows, ws);
+                           T* ws, sequence_mask m = {}) noexcept {
+    forward_fused_from<kernels::identity>(p, b, x, y, rows, ws, m);
   }
-  template <class Epi> static void forward_fused_from(const T* const* p,
-                                                      const T* const* /*buffers*/, const T* x, T* y,
-                                                      std::size_t rows, T* ws) noexcept {
+  template <class Epi>
+  static void forward_fused_from(const T* const* p, const T* const* /*buffers*/, const T* x, T* y,
+                                 std::size_t rows, T* ws, sequence_mask m = {}) noexcept {
     const T* w = p[0];
     const T* b = Bias ? p[1] : nullptr;
     parallel::for_slots(rows, 2, [&](std::size_t begin, std::size_t end, std::size_t slot) {
       T* xp = P > 0 ? ws + slot * forward_slot : nullptr;
       zero_border(xp);
       for (std::size_t r = begin; r < end; ++r) {
-        const T* win = windows(x, r, xp);
+        const std::size_t n = m.length(r, L);
+        const std::size_t lo_n = output_length(n);
+        const T* win = windows(x, r, xp, n);
         T* yr = y + r * output_shape::size;
         if constexpr (Bias)
-          for (std::size_t lo = 0; lo < LO; ++lo) kernels::copy(F, b, yr + lo * F);
-        // y[LO x F] (+)= windows[LO x KC, rows S * C apart] * weight[KC x F]
-        kernels::gemm_bcast<F, Epi>(LO, KC, win, S * C, 1, w, yr, Bias);
+          for (std::size_t lo = 0; lo < lo_n; ++lo) kernels::copy(F, b, yr + lo * F);
+        // y[lo_n x F] (+)= windows[lo_n x KC, rows S * C apart] * weight[KC x F]
+        if (lo_n > 0) kernels::gemm_bcast<F, Epi>(lo_n, KC, win, S * C, 1, w, yr, Bias);
+        if (lo_n < LO) kernels::fill((LO - lo_n) * F, T(0), yr + lo_n * F);
       }
     });
   }
@@ -147,15 +165,15 @@ class conv1d_layer {
   /// windows), so every element is summed in the same order as on one thread.
   template <bool InputGrad, unsigned GradMask, train_mode Mode>
   void backward(const T* x, const T* y, const T* dy, T* dx, T* const* grads, std::size_t rows,
-                T* ws) const noexcept {
+                T* ws, sequence_mask m = {}) const noexcept {
     const T* p[2] = {weight.data(), bias.data()};
-    backward_from<InputGrad, GradMask, Mode>(p, nullptr, x, y, dy, dx, grads, rows, ws);
+    backward_from<InputGrad, GradMask, Mode>(p, nullptr, x, y, dy, dx, grads, rows, ws, m);
   }
   /// The same from parameters p read in place (training on a device: train/device.hpp).
   template <bool InputGrad, unsigned GradMask, train_mode>
   static void backward_from(const T* const* p, const T* const* /*buffers*/, const T* x,
                             const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
-                            T* ws) noexcept {
+                            T* ws, sequence_mask m = {}) noexcept {
     const T* w = p[0];
     constexpr bool weight_grad = (GradMask & 1U) != 0;
     constexpr bool bias_grad = Bias && (GradMask & 2U) != 0;
@@ -163,8 +181,12 @@ class conv1d_layer {
       parallel::for_slots(rows, 2, [&](std::size_t begin, std::size_t end, std::size_t slot) {
         T* dwin = ws + slot * training_slot;
         for (std::size_t r = begin; r < end; ++r) {
-          kernels::gemm_nt_packed<KC, F>(LO, dy + r * output_shape::size, w, dwin);
-          col2seq(dwin, dx + r * input_shape::size);
+          const std::size_t n = m.length(r, L);
+          const std::size_t lo_n = output_length(n);
+          T* dxr = dx + r * input_shape::size;
+          if (lo_n > 0) kernels::gemm_nt_packed<KC, F>(lo_n, dy + r * output_shape::size, w, dwin);
+          col2seq(dwin, dxr, lo_n);
+          if (n < L) kernels::fill((L - n) * C, T(0), dxr + n * C);  // padding: no gradient
         }
       });
     if constexpr (weight_grad) {  // dW[KC x F] = sum_r windows_r^T dy_r
@@ -172,19 +194,26 @@ class conv1d_layer {
       parallel::for_slots(KC, 32, [&](std::size_t begin, std::size_t end, std::size_t slot) {
         T* xp = P > 0 ? ws + slot * training_slot : nullptr;
         zero_border(xp);
+        bool any = false;  // a sample before this one had valid outputs
         for (std::size_t r = 0; r < rows; ++r) {
-          const T* win = windows(x, r, xp);
+          const std::size_t n = m.length(r, L);
+          const std::size_t lo_n = output_length(n);
+          if (lo_n == 0) continue;
+          const T* win = windows(x, r, xp, n);
           // rows [begin, end) of windows^T: A(i, lo) = win[i + lo * S * C]
-          kernels::gemm_bcast<F>(end - begin, LO, win + begin, 1, S * C,
-                                 dy + r * output_shape::size, grads[0] + begin * F, r > 0);
+          kernels::gemm_bcast<F>(end - begin, lo_n, win + begin, 1, S * C,
+                                 dy + r * output_shape::size, grads[0] + begin * F, any);
+          any = true;
         }
+        if (!any) kernels::fill((end - begin) * F, T(0), grads[0] + begin * F);
       });
     }
     if constexpr (bias_grad) {  // per sample, then added sample after sample
       T* part = ws + parallel::max_threads * training_slot;
       if (rows == 0) kernels::fill(F, T(0), grads[1]);
       for (std::size_t r = 0; r < rows; ++r) {
-        kernels::column_sum<F>(LO, dy + r * output_shape::size, r == 0 ? grads[1] : part, false);
+        kernels::column_sum<F>(output_length(m.length(r, L)), dy + r * output_shape::size,
+                               r == 0 ? grads[1] : part, false);
         if (r > 0)
           for (std::size_t f = 0; f < F; ++f) grads[1][f] += part[f];
       }
@@ -209,14 +238,18 @@ class conv1d_layer {
       (void)xp;
     }
   }
-  // Sample r as the rows the windows read: x itself without padding, else its copy inside xp.
-  static const T* windows(const T* x, std::size_t r, T* xp) noexcept {
+  // Sample r (valid length n) as the rows the windows read: x itself without padding (the
+  // first output_length(n) windows end at row n - 1 at the latest), else its first n rows copied
+  // inside xp, zeros after them (a sequence of n rows with its own padding).
+  static const T* windows(const T* x, std::size_t r, T* xp, std::size_t n) noexcept {
     const T* xr = x + r * input_shape::size;
     if constexpr (P > 0) {
-      kernels::copy(L * C, xr, xp + P * C);
+      kernels::copy(n * C, xr, xp + P * C);
+      if (n < L) kernels::fill((L - n) * C, T(0), xp + (P + n) * C);
       return xp;
     } else {
       (void)xp;
+      (void)n;
       return xr;
     }
   }
@@ -225,9 +258,9 @@ class conv1d_layer {
   // taps inside the input are contiguous in both dwin and dx. (Plain loops, which the compiler
   // vectorises: an element-wise sum has the same bits either way. kernels::add, inlined here,
   // trips g++ 12's -Waggressive-loop-optimizations on its scalar tail.)
-  static void col2seq(const T* dwin, T* dx) noexcept {
+  static void col2seq(const T* dwin, T* dx, std::size_t lo_n) noexcept {
     kernels::fill(L * C, T(0), dx);
-    for (std::size_t lo = 0; lo < LO; ++lo) {
+    for (std::size_t lo = 0; lo < lo_n; ++lo) {
       const std::size_t first = lo * S;  // padded row of tap 0
       // taps [k0, k1) read the input (none when P >= K puts the whole window in the padding)
       const std::size_t k0 = first >= P ? 0 : (P - first < K ? P - first : K);
