@@ -351,3 +351,88 @@ TEST_CASE("tokenize refuses a word longer than L, an empty word and mismatched l
                        std::invalid_argument);
   CHECK_THROWS_AS((void)gt::tokenize(words, {0, 1, 0}, v, 0, "words"), std::invalid_argument);
 }
+
+// ---- the vocabulary in the model (docs/design/sequence_models.md, section 5.3) ------------------
+#include <memory>
+
+#include <graft/graft.hpp>
+
+#include "support/compare.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+namespace g = graft;
+using vocab_net =
+    g::model<g::stack<g::input_tokens<6, 16>, g::embedding<16, 4>, g::global_mean_pool_time>,
+             g::classifier<2>>;
+using vocab_net3 =
+    g::model<g::stack<g::input_tokens<6, 16>, g::embedding<16, 4>, g::global_mean_pool_time>,
+             g::classifier<3>>;
+
+g::data::dataset vocab_words(const gt::char_vocabulary& v) {
+  return gt::tokenize({U"abc", U"cab", U"bca", U"aab"}, {0, 1, 1, 0}, v, 6, "words");
+}
+}  // namespace
+
+TEST_CASE("the vocabulary is stored in the embedding, saved, loaded and part of the fingerprint") {
+  graft_test::temp_dir dir;
+  const auto v = gt::char_vocabulary::from_words({U"abc", U"xyz\u00e5"});
+  auto net = g::make_model<vocab_net>(g::seed{1});
+  CHECK(net->state_description().empty());
+  CHECK_THROWS_AS(gt::char_vocabulary::of(*net), std::invalid_argument);
+  v.assign_to(*net);
+  CHECK(gt::char_vocabulary::of(*net) == v);
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(v.fingerprint()));
+  CHECK(net->state_description() == "layer 0: vocabulary 9 fnv1a " + std::string(hex));
+  g::save(*net, dir.file("v.graft"));
+
+  // a fresh model adopts the file's vocabulary, by load and by load_backbone (another head)
+  auto fresh = g::make_model<vocab_net>(g::seed{2});
+  g::load(*fresh, dir.file("v.graft"));
+  CHECK(gt::char_vocabulary::of(*fresh) == v);
+  CHECK(graft_test::bitwise_equal(*net, *fresh));
+  auto target = g::make_model<vocab_net3>(g::seed{3});
+  g::load_backbone(*target, dir.file("v.graft"));
+  CHECK(gt::char_vocabulary::of(*target) == v);
+
+  // a model with another vocabulary refuses the file and stays as it was
+  auto other = g::make_model<vocab_net>(g::seed{4});
+  const auto w = gt::char_vocabulary::from_words({U"abd"});
+  w.assign_to(*other);
+  const auto before = std::make_unique<vocab_net>(*other);
+  CHECK_THROWS_WITH_AS(g::load(*other, dir.file("v.graft")),
+                       doctest::Contains("vocabulary differs (file: layer 0: vocabulary 9 fnv1a"),
+                       g::io_error);
+  CHECK(graft_test::bitwise_equal(*other, *before));
+  CHECK(gt::char_vocabulary::of(*other) == w);
+
+  // a model with a vocabulary refuses a file without one
+  auto plain = g::make_model<vocab_net>(g::seed{5});
+  g::save(*plain, dir.file("plain.graft"));
+  CHECK_THROWS_WITH_AS(g::load(*other, dir.file("plain.graft")),
+                       doctest::Contains("the file's model has no vocabulary"), g::io_error);
+  // the vocabulary is in the fingerprint: the two files' backbone fingerprints differ
+  CHECK(g::detail::read_file(dir.file("v.graft")) != g::detail::read_file(dir.file("plain.graft")));
+
+  // too many characters for V
+  std::u32string many;
+  for (char32_t c = U'a'; c < U'a' + 20; ++c) many += c;
+  CHECK_THROWS_AS(gt::char_vocabulary::from_words({many}).assign_to(*plain), std::invalid_argument);
+}
+
+TEST_CASE("training and evaluation refuse data tokenized with another vocabulary") {
+  const auto v = gt::char_vocabulary::from_words({U"abc"});
+  const auto w = gt::char_vocabulary::from_words({U"abcd"});
+  auto net = g::make_model<vocab_net>(g::seed{1});
+  const auto ds = vocab_words(v);
+  CHECK_THROWS_WITH_AS(g::evaluate(*net, ds), doctest::Contains("the model's is unassigned"),
+                       std::invalid_argument);
+  w.assign_to(*net);
+  CHECK_THROWS_WITH_AS(g::pretrain(*net, ds, g::sgd{}, g::epochs{1}, g::batch<2>),
+                       doctest::Contains("tokenized with another vocabulary"),
+                       std::invalid_argument);
+  v.assign_to(*net);
+  CHECK_NOTHROW(g::pretrain(*net, ds, g::sgd{}, g::epochs{1}, g::batch<2>));
+  CHECK(gt::char_vocabulary::of(*net) == v);  // training leaves the buffer as it is
+}

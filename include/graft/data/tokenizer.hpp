@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "graft/data/dataset.hpp"
 #include "graft/data/error.hpp"
 #include "graft/data/text.hpp"
+#include "graft/layers/embedding.hpp"
 
 GRAFT_BEGIN_NAMESPACE
 namespace text {
@@ -73,8 +75,66 @@ class char_vocabulary {
     return v;
   }
 
-  // The vocabulary stored in a model's embedding (of(net), assign_to(net)) will go here, with the
-  // embedding's vocabulary buffer (design: docs/design/sequence_models.md, section 5.3).
+  /// The vocabulary stored in net's first embedding layer (its `symbols` buffer, saved with the
+  /// weights): a fine-tuned model keeps the vocabulary of its pre-training. std::invalid_argument
+  /// when net has no embedding or its vocabulary is unassigned.
+  template <class M> static char_vocabulary of(const M& net) {
+    std::vector<char32_t> chars;
+    bool found = false, assigned = false;
+    net.for_each_layer([&](auto, const auto& l) {
+      using Ly = std::remove_cvref_t<decltype(l)>;
+      if constexpr (requires {
+                      Ly::vocabulary;
+                      l.symbols;
+                      l.state_description();
+                    }) {
+        if (found) return;
+        found = true;
+        const auto* s = l.symbols.data();
+        const std::size_t n = graft::detail::vocabulary_size(s, Ly::vocabulary);
+        assigned = n != 0;
+        for (std::size_t i = first; i < n; ++i) chars.push_back(static_cast<char32_t>(s[i]));
+      }
+    });
+    if (!found)
+      throw std::invalid_argument("graft: char_vocabulary::of: the model has no embedding layer");
+    if (!assigned)
+      throw std::invalid_argument(
+          "graft: char_vocabulary::of: the model's vocabulary is unassigned (assign_to(net) "
+          "before training, or load weights that carry one)");
+    return from_symbols(std::move(chars));
+  }
+
+  /// Writes this vocabulary into net's first embedding layer (ids beyond size() marked unused).
+  /// std::invalid_argument when net has no embedding or size() exceeds its V.
+  template <class M> void assign_to(M& net) const {
+    bool found = false;
+    net.for_each_layer([&](auto, auto& l) {
+      using Ly = std::remove_cvref_t<decltype(l)>;
+      if constexpr (requires {
+                      Ly::vocabulary;
+                      l.symbols;
+                      l.state_description();
+                    }) {
+        if (found) return;
+        found = true;
+        if (size() > Ly::vocabulary)
+          throw std::invalid_argument("graft: char_vocabulary::assign_to: " +
+                                      std::to_string(size()) + " ids, the embedding has " +
+                                      std::to_string(Ly::vocabulary) + " (embedding<V, D>: V)");
+        using T = std::remove_cvref_t<decltype(l.symbols.data()[0])>;
+        auto* s = l.symbols.data();
+        s[pad] = Ly::pad_symbol;
+        s[unknown] = Ly::unknown_symbol;
+        for (std::size_t i = first; i < Ly::vocabulary; ++i)
+          s[i] = i < size() ? static_cast<T>(symbols_[i - first]) : Ly::unused_symbol;
+      }
+    });
+    if (!found)
+      throw std::invalid_argument(
+          "graft: char_vocabulary::assign_to: the model has no embedding "
+          "layer");
+  }
 
   /// 2 + the number of characters.
   std::size_t size() const noexcept { return first + symbols_.size(); }

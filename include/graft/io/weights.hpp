@@ -218,7 +218,11 @@ template <class M> void save(const M& net, const std::string& path) {
   out.insert(out.end(), detail::weights_magic, detail::weights_magic + 8);
   detail::put_le<std::uint32_t>(out, detail::weights_version);
   detail::put_le<std::uint32_t>(out, sizeof(T));
-  const std::string bd = M::backbone_description(), hd = M::head_description();
+  // the backbone description, then the model's state (an embedding's vocabulary) on a second
+  // line when there is one: both are in the fingerprint
+  const std::string state = net.state_description();
+  const std::string bd = M::backbone_description() + (state.empty() ? "" : "\n" + state);
+  const std::string hd = M::head_description();
   detail::put_le<std::uint64_t>(out, detail::fnv1a(bd));
   detail::put_le<std::uint64_t>(out, detail::fnv1a(hd));
   for (const std::string* d : {&bd, &hd}) {
@@ -249,12 +253,26 @@ void load_parsed(M& net, const std::string& path, const weight_file& w, bool inc
     throw io_error("graft: " + path + ": saved with " + std::to_string(w.scalar_size) +
                    "-byte scalars, the model uses " + std::to_string(sizeof(T)) + "-byte scalars");
   const std::string bd = M::backbone_description(), hd = M::head_description();
-  if (include_head && (w.backbone_desc != bd || w.head_desc != hd))
-    throw io_error("graft: " + path + ": architecture differs.\n  file:  " + w.backbone_desc +
-                   " | " + w.head_desc + "\n  model: " + bd + " | " + hd);
-  if (!include_head && w.backbone_desc != bd)
-    throw io_error("graft: " + path + ": backbone differs.\n  file:  " + w.backbone_desc +
+  // the file's backbone description: the architecture, then the state on a second line
+  const std::size_t nl = w.backbone_desc.find('\n');
+  const std::string file_bd = w.backbone_desc.substr(0, nl);
+  const std::string file_state = nl == std::string::npos ? "" : w.backbone_desc.substr(nl + 1);
+  if (include_head && (file_bd != bd || w.head_desc != hd))
+    throw io_error("graft: " + path + ": architecture differs.\n  file:  " + file_bd + " | " +
+                   w.head_desc + "\n  model: " + bd + " | " + hd);
+  if (!include_head && file_bd != bd)
+    throw io_error("graft: " + path + ": backbone differs.\n  file:  " + file_bd +
                    "\n  model: " + bd);
+  // A model whose state is assigned (a vocabulary) keeps it: the file must carry the same one.
+  // An unassigned model adopts the file's (its buffers are read below).
+  const std::string state = net.state_description();
+  if (!state.empty() && file_state != state)
+    throw io_error("graft: " + path + ": " +
+                   (file_state.empty()
+                        ? "the file's model has no vocabulary (" + state + " expected)"
+                        : "vocabulary differs (file: " + file_state + "; model: " + state + ")") +
+                   " (a model keeps the vocabulary it was pre-trained with: tokenize with "
+                   "char_vocabulary::of(net))");
   // The descriptions name layers and shapes, not the number of scalars each saves: the counts are
   // compared on their own, so that the payload read below never leaves the file's bytes.
   const std::uint64_t need_b = backbone_scalars<M>(), need_h = M::head_layer::parameter_count;

@@ -35,6 +35,7 @@
 #pragma once
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -92,6 +93,30 @@ template <class T> constexpr std::size_t first_invalid_token(const T* ids, std::
   return n;
 }
 
+namespace detail {
+/// The ids in use of an embedding's vocabulary buffer (0: unassigned): 2 + the characters, which
+/// are the entries from id 2 on that are code points (>= 0), up to the first that is not.
+template <class T> std::size_t vocabulary_size(const T* symbols, std::size_t v) noexcept {
+  if (v < 2 || symbols[0] != T(-2) || symbols[1] != T(-3)) return 0;
+  std::size_t n = 2;
+  while (n < v && symbols[n] >= T(0)) ++n;
+  return n;
+}
+/// FNV-1a 64 of the characters (ids 2 .. n-1), each as 4 bytes little-endian: the same value as
+/// graft::text::char_vocabulary::fingerprint() of that vocabulary.
+template <class T> std::uint64_t vocabulary_fnv1a(const T* symbols, std::size_t n) noexcept {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (std::size_t i = 2; i < n; ++i) {
+    const auto c = static_cast<std::uint32_t>(symbols[i]);
+    for (int b = 0; b < 4; ++b) {
+      h ^= (c >> (8 * b)) & 0xFFU;
+      h *= 1099511628211ULL;
+    }
+  }
+  return h;
+}
+}  // namespace detail
+
 /// Bound embedding of L ids from a vocabulary of V into D features each: input shape<L>, output
 /// shape<L, D>.
 template <class T, std::size_t L, std::size_t V, std::size_t D, class Init> class embedding_layer {
@@ -108,6 +133,28 @@ template <class T, std::size_t L, std::size_t V, std::size_t D, class Init> clas
   static constexpr std::array<param_desc, 1> params{{{V * D, role::weight}}};
 
   tensor<T, V, D> weight;  ///< weight(v, d): feature d of token v (nn.Embedding.weight's layout)
+  /// The vocabulary the ids mean (a buffer: saved, loaded and exported with the weights, never
+  /// trained): symbols[id] is the character (code point) of the id, or one of the markers below.
+  /// Assigned by graft::text::char_vocabulary::assign_to(net); all unassigned after init().
+  tensor<T, V> symbols;
+  static constexpr std::array<std::size_t, 1> buffers{V};
+  static constexpr T unassigned = T(-1), pad_symbol = T(-2), unknown_symbol = T(-3),
+                     unused_symbol = T(-4);
+  T* buffer(std::size_t) noexcept { return symbols.data(); }
+  const T* buffer(std::size_t) const noexcept { return symbols.data(); }
+
+  /// "" while the vocabulary is unassigned, else "vocabulary N fnv1a H" (N ids in use, H the
+  /// FNV-1a 64 of their characters): a line of the model's weight-file fingerprint, so that a
+  /// model keeps the vocabulary it was trained with (io/weights.hpp).
+  std::string state_description() const {
+    const std::size_t n = detail::vocabulary_size(symbols.data(), V);
+    if (n == 0) return {};
+    static const char* const hex = "0123456789abcdef";
+    const std::uint64_t h = detail::vocabulary_fnv1a(symbols.data(), n);
+    std::string hs(16, '0');
+    for (std::size_t i = 0; i < 16; ++i) hs[15 - i] = hex[(h >> (4 * i)) & 15U];
+    return "vocabulary " + std::to_string(n) + " fnv1a " + hs;
+  }
 
   static std::string name() {
     return "embedding<" + std::to_string(V) + "," + std::to_string(D) + ">";
@@ -116,7 +163,10 @@ template <class T, std::size_t L, std::size_t V, std::size_t D, class Init> clas
   const T* param(std::size_t) const noexcept { return weight.data(); }
 
   /// fan_in D and fan_out V, as PyTorch counts them for a [V, D] weight.
-  void init(splitmix64& rng) { Init::weight(weight.data(), V * D, D, V, rng); }
+  void init(splitmix64& rng) {
+    Init::weight(weight.data(), V * D, D, V, rng);
+    symbols.fill(unassigned);
+  }
 
   /// y[r, l, :] = weight[x[r, l], :]; a quiet NaN row for an invalid id.
   void forward(const T* x, T* y, std::size_t rows) const noexcept {

@@ -163,6 +163,22 @@ template <class Backbone, class H, class T = float> class model {
     });
     return s;
   }
+  /// What the parameters' meaning depends on besides the architecture: the layers' states that
+  /// say so (an embedding's assigned vocabulary), "layer i: ..." joined by "; ", "" when none.
+  /// Saved as a second line of the backbone description, so it is part of the weight file's
+  /// fingerprint (io/weights.hpp).
+  std::string state_description() const {
+    std::string s;
+    meta::static_for<backbone_layer_count>([&](auto i) {
+      if constexpr (requires { layer<i>().state_description(); }) {
+        const std::string d = layer<i>().state_description();
+        if (d.empty()) return;
+        if (!s.empty()) s += "; ";
+        s += "layer " + std::to_string(i) + ": " + d;
+      }
+    });
+    return s;
+  }
   static std::string head_description() {
     return H::name() + ":" + feature_shape::str() + "->" + output_shape::str();
   }

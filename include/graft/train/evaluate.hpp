@@ -53,6 +53,7 @@ evaluation evaluate(const M& net, const data::dataset& ds, Options...) {
                                 ? detail::batch_of<Options...>()
                                 : std::size_t{256};
   detail::check_dataset<M>(ds);
+  detail::check_vocabulary(net, ds);
   if (ds.size() == 0)
     throw std::invalid_argument("graft: evaluate: dataset '" + ds.name +
                                 "' is empty (no loss or accuracy to report)");

@@ -31,6 +31,7 @@ template <class Policy, std::size_t B, class M, class Opt, class... Options>
 train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) {
   validate_options(opt, options...);
   check_dataset<M>(ds);
+  check_vocabulary(net, ds);
   if (ds.size() == 0) throw std::invalid_argument("graft: dataset '" + ds.name + "' is empty");
   using tr = trainer<M, B, Opt, Policy>;
   using T = typename M::scalar;
