@@ -14,6 +14,7 @@
 #include "graft/layers/dropout.hpp"
 #include "graft/layers/embedding.hpp"
 #include "graft/layers/layer_norm.hpp"
+#include "graft/layers/per_position.hpp"
 #include "graft/layers/pooling.hpp"
 #include "graft/layers/residual.hpp"
 #include "graft/layers/sequence_pool.hpp"

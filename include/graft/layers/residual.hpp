@@ -200,6 +200,36 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
     return a;
   }();
 
+  /// Positions (token models, layers/layer.hpp): positionwise when every inner layer is, masked
+  /// when some inner layer is masked and the others positionwise (the mask is passed to each
+  /// inner layer: a residual keeps the sequence length, so the same lengths hold for all), none
+  /// otherwise. Padded rows of y are x's plus the block's: position-wise, as allowed.
+  static constexpr sequence_use sequence = [] {
+    bool all_pos = true, any_masked = false, other = false;
+    meta::static_for<N>([&](auto k) {
+      constexpr sequence_use u = detail::sequence_of_v<inner_type<k>>;
+      all_pos = all_pos && u == sequence_use::positionwise;
+      any_masked = any_masked || u == sequence_use::masked;
+      other = other || u == sequence_use::none;
+    });
+    return all_pos                  ? sequence_use::positionwise
+           : (any_masked && !other) ? sequence_use::masked
+                                    : sequence_use::none;
+  }();
+  static_assert(
+      [] {
+        bool ok = true;
+        meta::static_for<N>([&](auto k) {
+          using I = inner_type<k>;
+          if constexpr (requires { I::output_length(std::size_t{1}); })
+            for (std::size_t n = 0; n <= I::input_shape::dims[0]; ++n)
+              ok = ok && I::output_length(n) == n;
+        });
+        return ok;
+      }(),
+      "graft: a residual block keeps the sequence length: put a layer that changes it (conv1d "
+      "with a stride) outside the block");
+
   static std::string name() {
     std::string s = "residual<";
     meta::static_for<N>([&](auto k) {
@@ -266,17 +296,17 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
     return train_layout(rows).total;
   }
 
-  void forward(const T* x, T* y, std::size_t rows, T* ws) const noexcept {
+  void forward(const T* x, T* y, std::size_t rows, T* ws, sequence_mask m = {}) const noexcept {
     std::array<const T*, params.size()> p{};
     std::array<const T*, buffers.size()> b{};
     for (std::size_t j = 0; j < params.size(); ++j) p[j] = param(j);
     for (std::size_t j = 0; j < buffers.size(); ++j) b[j] = buffer(j);
-    forward_from(p.data(), b.data(), x, y, rows, ws);
+    forward_from(p.data(), b.data(), x, y, rows, ws, m);
   }
   /// The same from constant parameters and buffers read in place (a constant_model: weights
   /// compiled into the program), in the order of param(j) and buffer(j).
   static void forward_from(const T* const* p, const T* const* b, const T* x, T* y, std::size_t rows,
-                           T* ws) noexcept {
+                           T* ws, sequence_mask m = {}) noexcept {
     const std::size_t buf = aligned_count<T>(rows * tables.widest);
     T* ping[2] = {ws, ws + buf};
     T* inner_ws = ws + 2 * buf;
@@ -284,7 +314,7 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
       const T* from = k == 0 ? x : ping[(k + 1) % 2];
       T* to = k == NB - 1 ? y : ping[k % 2];
       detail::forward_eval_from<inner_type<k>>(
-          p + tables.param_offset[k], b + tables.buffer_offset[k], from, to, rows, inner_ws);
+          p + tables.param_offset[k], b + tables.buffer_offset[k], from, to, rows, inner_ws, m);
     });
     const T* skip = x;
     meta::static_for<NS>([&](auto j) {
@@ -292,19 +322,19 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
       T* to = ping[j % 2];
       detail::forward_eval_from<inner_type<NB + j>>(p + tables.param_offset[NB + j],
                                                     b + tables.buffer_offset[NB + j], from, to,
-                                                    rows, inner_ws);
+                                                    rows, inner_ws, m);
       skip = to;
     });
     add_to(y, skip, rows * output_shape::size);
   }
 
   template <train_mode Mode>
-  void forward_train(const T* x, T* y, std::size_t rows, T* ws) noexcept {
+  void forward_train(const T* x, T* y, std::size_t rows, T* ws, sequence_mask m = {}) noexcept {
     const auto l = train_layout(rows);
     meta::static_for<N>([&](auto k) {
       const T* from = x;
       if constexpr (k != 0 && k != NB) from = ws + l.act[k - 1];
-      detail::forward_training<Mode>(inner<k>(), from, ws + l.act[k], rows, ws + l.ws[k]);
+      detail::forward_training<Mode>(inner<k>(), from, ws + l.act[k], rows, ws + l.ws[k], m);
     });
     const std::size_t n = rows * output_shape::size;
     const T* a = ws + l.act[NB - 1];
@@ -314,14 +344,14 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
 
   template <bool InputGrad, unsigned GradMask, train_mode Mode>
   void backward(const T* x, const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
-                T* ws) const noexcept {
+                T* ws, sequence_mask m = {}) const noexcept {
     const auto l = train_layout(rows);
     T* d[2] = {ws + l.delta[0], ws + l.delta[1]};
     // the block: layer k reads the delta of its output, writes that of its input
-    backward_chain<0, NB, InputGrad, GradMask, Mode>(x, dy, dx, grads, rows, ws, l, d);
+    backward_chain<0, NB, InputGrad, GradMask, Mode>(x, dy, dx, grads, rows, ws, l, d, m);
     if constexpr (NS > 0) {
       T* dskip = ws + l.dskip;
-      backward_chain<NB, NS, InputGrad, GradMask, Mode>(x, dy, dskip, grads, rows, ws, l, d);
+      backward_chain<NB, NS, InputGrad, GradMask, Mode>(x, dy, dskip, grads, rows, ws, l, d, m);
       if constexpr (InputGrad) add_to(dx, dskip, rows * In::size);
     } else if constexpr (InputGrad) {
       add_to(dx, dy, rows * In::size);
@@ -359,7 +389,7 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
   template <std::size_t First, std::size_t Count, bool InputGrad, unsigned GradMask,
             train_mode Mode>
   void backward_chain(const T* x, const T* dy, T* dfirst, T* const* grads, std::size_t rows, T* ws,
-                      const layout_t& l, T* const* d) const noexcept {
+                      const layout_t& l, T* const* d, sequence_mask m) const noexcept {
     constexpr std::size_t lowest_trainable = [] {
       std::size_t lo = Count;
       meta::static_for<Count>([&](auto k) {
@@ -376,7 +406,7 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
         T* dst = k == 0 ? dfirst : d[(Count - 1 - k) % 2];
         detail::backward_of<(InputGrad || k > lowest_trainable), inner_mask<K, GradMask>, Mode>(
             inner<K>(), in, ws + l.act[K], src, dst, grads + tables.param_offset[K], rows,
-            ws + l.ws[K]);
+            ws + l.ws[K], m);
       }
     });
   }

@@ -156,6 +156,45 @@ struct bind_all<T, true, meta::type_list<Specs...>, meta::type_list<In...>> {
 };
 }  // namespace detail
 
+/// group<Specs...>: a list of layer specs spliced into the stack (or residual block) where it
+/// stands, so stack<I, A, group<B, C>, D> has the layers of stack<I, A, B, C, D> (the same bound
+/// layers, description and weight files). A named group is a reusable block of several model
+/// layers, e.g. a transformer encoder layer (layers/encoder.hpp). Groups may nest.
+template <class... Specs> struct group {};
+
+namespace detail {
+template <class S> struct is_group : std::false_type {};
+template <class... S> struct is_group<group<S...>> : std::true_type {};
+
+template <class... Lists> struct concat_lists;
+template <> struct concat_lists<> { using type = meta::type_list<>; };
+template <class... A> struct concat_lists<meta::type_list<A...>> {
+  using type = meta::type_list<A...>;
+};
+template <class... A, class... B, class... Rest>
+struct concat_lists<meta::type_list<A...>, meta::type_list<B...>, Rest...> {
+  using type = typename concat_lists<meta::type_list<A..., B...>, Rest...>::type;
+};
+template <class... Specs> struct spliced;
+template <class S> struct spec_items { using type = meta::type_list<S>; };
+template <class... S> struct spec_items<group<S...>> { using type = typename spliced<S...>::type; };
+/// The specs with every group spliced in (its depth is the number of specs: only stacks with a
+/// group take this path, so long stacks keep their flat binding).
+template <class... Specs> struct spliced {
+  using type = typename concat_lists<typename spec_items<Specs>::type...>::type;
+};
+template <bool AnyGroup, class... Specs> struct spec_list_of {
+  using type = meta::type_list<Specs...>;
+};
+template <class... Specs> struct spec_list_of<true, Specs...> {
+  using type = typename spliced<Specs...>::type;
+};
+template <class List> struct list_indices;
+template <class... S> struct list_indices<meta::type_list<S...>> {
+  using type = std::index_sequence_for<S...>;
+};
+}  // namespace detail
+
 /// A backbone: input<...> followed by layer specs. Shapes are inferred left to right while
 /// compiling; a layer that cannot take its input stops the build with
 /// error::layer_input_mismatch<layer_index<I>, layer, expected, got>.
@@ -164,15 +203,16 @@ template <class Input, class... Specs> struct stack {
                 "graft: the first element of stack<...> must be input<...>, e.g. input<1, 28, 28>");
 
   using input_type = Input;
-  using spec_list = meta::type_list<Specs...>;
-  using chain =
-      detail::bind_chain<typename Input::shape_type, spec_list, std::index_sequence_for<Specs...>>;
+  using spec_list =
+      typename detail::spec_list_of<meta::any_v<detail::is_group<Specs>::value...>, Specs...>::type;
+  using chain = detail::bind_chain<typename Input::shape_type, spec_list,
+                                   typename detail::list_indices<spec_list>::type>;
   static constexpr bool valid = chain::ok;
   using input_shape = typename Input::shape_type;
   using output_shape = typename chain::last;
   /// shapes: type_list of the input shape followed by every layer's output shape.
   using shapes = typename chain::shapes;
-  static constexpr std::size_t layer_count = sizeof...(Specs);
+  static constexpr std::size_t layer_count = spec_list::size;
 
   /// The layers bound to scalar type T, as stored in a model.
   template <class T> using layers =
