@@ -40,7 +40,7 @@ template <class M> struct model_plan : forward_plan<M> {
       static_assert(Layer::params.size() <= max_params_per_layer,
                     "graft: a layer has more parameter tensors than detail::max_params_per_layer");
       for (std::size_t j = 0; j < Layer::params.size(); ++j)
-        if (Policy::trains(infos[i], Layer::params[j].kind)) masks[i] |= 1U << j;
+        if (freeze::policy_trains<Policy>(infos[i], Layer::params[j])) masks[i] |= 1U << j;
     });
     return masks;
   }();

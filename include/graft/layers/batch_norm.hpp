@@ -37,7 +37,8 @@ template <class T, class In> class batch_norm_layer {
   using input_shape = In;
   using output_shape = In;
   static constexpr std::size_t parameter_count = 2 * C;
-  static constexpr std::array<param_desc, 2> params{{{C, role::weight}, {C, role::bias}}};
+  static constexpr std::array<param_desc, 2> params{
+      {{C, role::weight, param_tag::norm}, {C, role::bias, param_tag::norm}}};
   static constexpr std::array<std::size_t, 2> buffers{C, C};
   static constexpr bool has_statistics = true;
   /// With one value per channel and sample, a batch of one has no variance.

@@ -72,9 +72,10 @@ class conv1d_layer {
   static constexpr std::size_t parameter_count = KC * F + (Bias ? F : 0);
   static constexpr auto params = [] {
     if constexpr (Bias)
-      return std::array<param_desc, 2>{{{KC * F, role::weight}, {F, role::bias}}};
+      return std::array<param_desc, 2>{
+          {{KC * F, role::weight, param_tag::conv}, {F, role::bias, param_tag::conv}}};
     else
-      return std::array<param_desc, 1>{{{KC * F, role::weight}}};
+      return std::array<param_desc, 1>{{{KC * F, role::weight, param_tag::conv}}};
   }();
 
   tensor<T, KC, F> weight;  ///< weight(k * C + c, f) = PyTorch's weight[f][c][k]

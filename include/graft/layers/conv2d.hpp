@@ -58,9 +58,10 @@ class conv2d_layer {
   static constexpr std::size_t parameter_count = F * CKK + (Bias ? F : 0);
   static constexpr auto params = [] {
     if constexpr (Bias)
-      return std::array<param_desc, 2>{{{F * CKK, role::weight}, {F, role::bias}}};
+      return std::array<param_desc, 2>{
+          {{F * CKK, role::weight, param_tag::conv}, {F, role::bias, param_tag::conv}}};
     else
-      return std::array<param_desc, 1>{{{F * CKK, role::weight}}};
+      return std::array<param_desc, 1>{{{F * CKK, role::weight, param_tag::conv}}};
   }();
 
   tensor<T, F, CKK> weight;  ///< weight(f, (c * K + ky) * K + kx)

@@ -17,7 +17,8 @@ template <class T, std::size_t K, std::size_t N, class Init> class dense_layer {
   using input_shape = shape<K>;
   using output_shape = shape<N>;
   static constexpr std::size_t parameter_count = K * N + N;
-  static constexpr std::array<param_desc, 2> params{{{K * N, role::weight}, {N, role::bias}}};
+  static constexpr std::array<param_desc, 2> params{
+      {{K * N, role::weight, param_tag::dense}, {N, role::bias, param_tag::dense}}};
 
   tensor<T, K, N> weight;  ///< weight(k, n): input k to output n
   tensor<T, N> bias;

@@ -130,7 +130,7 @@ template <class T, std::size_t L, std::size_t V, std::size_t D, class Init> clas
   static constexpr std::size_t vocabulary = V;
   static constexpr sequence_use sequence = sequence_use::positionwise;
   static constexpr std::size_t parameter_count = V * D;
-  static constexpr std::array<param_desc, 1> params{{{V * D, role::weight}}};
+  static constexpr std::array<param_desc, 1> params{{{V * D, role::weight, param_tag::embedding}}};
 
   tensor<T, V, D> weight;  ///< weight(v, d): feature d of token v (nn.Embedding.weight's layout)
   /// The vocabulary the ids mean (a buffer: saved, loaded and exported with the weights, never
@@ -226,7 +226,7 @@ template <class T, std::size_t L, std::size_t D, class Init> class positional_em
   using input_shape = shape<L, D>;
   using output_shape = shape<L, D>;
   static constexpr std::size_t parameter_count = L * D;
-  static constexpr std::array<param_desc, 1> params{{{L * D, role::weight}}};
+  static constexpr std::array<param_desc, 1> params{{{L * D, role::weight, param_tag::embedding}}};
 
   tensor<T, L, D> weight;  ///< weight(l, d): what position l adds to feature d
 

@@ -19,10 +19,23 @@ enum class role { weight, bias };
 
 inline const char* role_name(role r) noexcept { return r == role::weight ? "weight" : "bias"; }
 
+/// What kind of layer a parameter tensor belongs to (the innermost layer: a residual's tensors
+/// keep the tags of its inner layers). Policies may select by it (freeze::tags, freeze::embeddings,
+/// freeze::norms_and_biases_only, freeze::adapters_only). A user's layer that says nothing is
+/// `other`.
+enum class param_tag : unsigned char { other, embedding, norm, dense, conv, attention, adapter };
+
+inline const char* param_tag_name(param_tag t) noexcept {
+  constexpr const char* names[] = {"other", "embedding", "norm",   "dense",
+                                   "conv",  "attention", "adapter"};
+  return names[static_cast<unsigned>(t)];
+}
+
 /// Describes one parameter tensor of a bound layer.
 struct param_desc {
   std::size_t size;
   role kind;
+  param_tag tag = param_tag::other;
 };
 
 /// How a training pass runs a layer: a value every layer with a training mode reads (a template

@@ -34,7 +34,8 @@ template <class T, class In> class layer_norm_layer {
   using input_shape = In;
   using output_shape = In;
   static constexpr std::size_t parameter_count = 2 * D;
-  static constexpr std::array<param_desc, 2> params{{{D, role::weight}, {D, role::bias}}};
+  static constexpr std::array<param_desc, 2> params{
+      {{D, role::weight, param_tag::norm}, {D, role::bias, param_tag::norm}}};
 
   tensor<T, D> gamma;
   tensor<T, D> beta;

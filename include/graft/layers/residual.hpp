@@ -115,6 +115,8 @@ template <class T, class In, class BlockSpecs, class ShortcutSpecs> class residu
   using input_shape = In;
   using output_shape = typename block_t::output_shape;
   static constexpr bool identity_shortcut = NS == 0;
+  /// Inner layers: the block's, then the shortcut's (inner<K>()).
+  static constexpr std::size_t inner_count = N;
 
  private:
   static constexpr bool diagnose_projection() {

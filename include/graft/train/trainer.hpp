@@ -39,7 +39,8 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   static_assert(is_model<M>::value, "graft: trainer<M, ...>: M must be a graft::model");
   static_assert(Batch > 0, "graft: the batch size must be positive");
   static_assert(FreezePolicy<Policy>,
-                "graft: not a freezing policy (needs static trains(layer_info, role))");
+                "graft: not a freezing policy (needs static trains(layer_info, role) or "
+                "trains(layer_info, const param_desc&))");
 
  public:
   using model_type = M;
