@@ -292,11 +292,10 @@ void run(const std::string& label, const wordlang::datasets& d, const config& cf
       std::printf("\n");
       lines.push_back(sr);
     }
-  examples::write_svg_chart(cfg.plot,
-                            "Language of a word, 5 languages unseen in pre-training (" + label +
-                                "): scratch vs fine-tuning",
-                            "fine-tuning steps", "test accuracy (mean +- std over seeds)", lines, 0,
-                            static_cast<double>(cfg.steps), 0.0, 1.0);
+  examples::write_svg_chart(
+      cfg.plot, "5 languages unseen in pre-training (" + label + "): scratch vs fine-tuning",
+      "fine-tuning steps", "test accuracy (mean +- std over seeds)", lines, 0,
+      static_cast<double>(cfg.steps), 0.0, 1.0);
 
   std::printf(
       "\nper target language, k=100 (test accuracy on its %zu test words, mean ± sample std over "
