@@ -7,6 +7,7 @@
 #include "graft/io/export.hpp"
 #include "graft/io/weights.hpp"
 #include "graft/layers/activations.hpp"
+#include "graft/layers/attention.hpp"
 #include "graft/layers/batch_norm.hpp"
 #include "graft/layers/conv1d.hpp"
 #include "graft/layers/conv2d.hpp"

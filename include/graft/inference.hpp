@@ -4,6 +4,7 @@
 #pragma once
 #include "graft/config.hpp"
 #include "graft/layers/activations.hpp"
+#include "graft/layers/attention.hpp"
 #include "graft/layers/batch_norm.hpp"
 #include "graft/layers/conv1d.hpp"
 #include "graft/layers/conv2d.hpp"

@@ -17,6 +17,9 @@
 //   embedding<V, D>          "{i}.weight" [V, D] (nn.Embedding; graft's layout too)
 //   positional_embedding     "{i}.weight" [L, D] (e.g. an nn.Embedding(L, D) of positions)
 //   layer_norm               "{i}.weight", "{i}.bias" [D] (nn.LayerNorm(D))
+//   multi_head_attention<H>  "{i}.in_proj_weight" [3D, D], "{i}.in_proj_bias" [3D],
+//                            "{i}.out_proj.weight" [D, D], "{i}.out_proj.bias" [D]
+//                            (nn.MultiheadAttention; graft stores both weights transposed)
 //   residual<...>            "{i}.body.{k}.<name>" for the block's layer k,
 //   "{i}.shortcut.{k}.<name>"
 //                            for the projection's layer k (a module computing body(x) +
@@ -61,6 +64,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/io/weights.hpp"
+#include "graft/layers/attention.hpp"
 #include "graft/layers/batch_norm.hpp"
 #include "graft/layers/conv1d.hpp"
 #include "graft/layers/conv2d.hpp"
@@ -456,6 +460,13 @@ struct torch_kind<conv1d_layer<T, L, C, F, K, S, P, B, I>> {
   static constexpr std::size_t c = C, f = F, k = K;
 };
 
+// kind 7: nn.MultiheadAttention's in_proj and out_proj, both weights transposed as dense's.
+template <class T, std::size_t L, std::size_t D, std::size_t H, bool C>
+struct torch_kind<multi_head_attention_layer<T, L, D, H, C>> {
+  static constexpr int value = 7;
+  static constexpr std::size_t d = D;
+};
+
 /// Appends layer L's tensors (module order: for a residual, inner layer by inner layer) named
 /// under prefix; saved_base / buffer_base: where L's parameters and buffers start among its
 /// model layer's saved tensors (each model layer saves its parameters, then its buffers).
@@ -508,6 +519,17 @@ template <class L> void describe_layer(const std::string& prefix, std::size_t la
           t.conv_k = K::k;
         }
         t.name = prefix + (w ? "weight" : "bias");
+      } else if constexpr (kind == 7) {  // w_qkv [D, 3D], b_qkv, w_o [D, D], b_o
+        constexpr std::size_t D = torch_kind<L>::d;
+        const std::size_t rows = j < 2 ? 3 * D : D;  // in_proj [3D, D], out_proj [D, D]
+        t.shape = w ? std::vector<std::size_t>{rows, D} : std::vector<std::size_t>{rows};
+        if (w) {
+          t.rows = rows;
+          t.cols = D;
+        }
+        static const char* const names[4] = {"in_proj_weight", "in_proj_bias", "out_proj.weight",
+                                             "out_proj.bias"};
+        t.name = prefix + names[j];
       } else if constexpr (kind == 5) {
         t.shape = torch_kind<L>::shape(w);
         t.name = prefix + (w ? "weight" : "bias");
@@ -563,7 +585,8 @@ template <class M, class P> std::vector<std::vector<P>> saved_pointers(M& net) {
 }
 
 /// Module order of PyTorch names: the module path compared component by component (numbers as
-/// numbers), then weight, bias, running_mean, running_var, then other names.
+/// numbers), then weight, bias, running_mean, running_var (in_proj_weight and in_proj_bias, of
+/// nn.MultiheadAttention, rank as weight and bias), then other names.
 inline bool module_order_less(const std::string& a, const std::string& b) {
   auto split = [](const std::string& s) {
     std::vector<std::string> parts;
@@ -581,7 +604,7 @@ inline bool module_order_less(const std::string& a, const std::string& b) {
     static const char* const order[] = {"weight", "bias", "running_mean", "running_var"};
     for (int r = 0; r < 4; ++r)
       if (leaf == order[r]) return r;
-    return 4;
+    return leaf == "in_proj_weight" ? 0 : leaf == "in_proj_bias" ? 1 : 4;
   };
   const auto pa = split(a), pb = split(b);
   const std::size_t ma = pa.size() - 1, mb = pb.size() - 1;  // module path lengths

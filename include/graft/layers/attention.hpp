@@ -1,0 +1,382 @@
+// multi_head_attention<H, options...>: multi-head self-attention on a sequence [L, D] -> [L, D]
+// (as PyTorch's nn.MultiheadAttention(D, H, batch_first=True) called as mha(x, x, x), without
+// dropout), for token models after an embedding. Option: causal (query i sees keys j <= i).
+// Design: docs/design/sequence_models.md, section 2.
+//
+// Layout. A sequence is [L, D] row-major, position-major (what the embedding layer and conv1d
+// write). With dh = D / H and s = 1 / sqrt(dh), per sample:
+//   [q k v] = x W_qkv + b_qkv        W_qkv [D, 3D]: columns [0, D) Q, [D, 2D) K, [2D, 3D) V;
+//                                    head h uses columns h dh .. (h + 1) dh of each
+//   P_h     = softmax_rows(s Q_h K_h^T)   over the valid keys only (see Padding)
+//   o       = [P_0 V_0, ..., P_{H-1} V_{H-1}]   (heads side by side: [L, D])
+//   y       = o W_o + b_o                W_o [D, D]
+// PyTorch's in_proj_weight [3D, D] is the transpose of W_qkv, out_proj.weight the transpose of
+// W_o (io/safetensors.hpp converts). Initialisation as nn.MultiheadAttention's: W_qkv
+// xavier-uniform (fan_in D, fan_out 3D), W_o as nn.Linear (U(-1/sqrt(D), 1/sqrt(D))), biases 0.
+//
+// Padding. The layer is masked (layers/layer.hpp, sequence_use::masked): sample r has n =
+// m.length(r, L) valid positions. Only rows < n of x are read; query i attends to keys j < n
+// (and j <= i with causal); the output rows >= n are exact 0 and so is the input gradient there;
+// dy's rows >= n are ignored. n = 0 gives all zeros. So a padded sample gives bitwise the output
+// of the same sample in the layer of length n. (PyTorch gives NaN for a query whose keys are all
+// masked; graft gives 0 at padded query rows, which no valid row ever reads.)
+//
+// Orders (bitwise the same on every instruction set with FMA and for any thread count, and a
+// sample's output and input gradient whatever the batch it is in; every product goes through
+// gemm_bcast / gemm_nt_packed, kernels/gemm.hpp, with I = n):
+//   q, k, v, y     one fmadd chain from the bias over d ascending;
+//   scores         one chain over c < dh ascending;
+//   softmax        in double with graft's exp: z_j = s S_ij, M = max_j z_j (j ascending; a NaN
+//                  wins, so a NaN row stays NaN), e_j = exp(z_j - M), sum over j ascending, P_ij =
+//                  T(e_j / sum): every exponent <= 0 and the sum >= 1, so it never overflows;
+//   o              one chain over j < n ascending (the causal zeros included);
+//   dO, dP, dx     one chain over the inner index ascending (gemm_nt_packed);
+//   dS             in double: s P_ij (dP_ij - sum_k P_ik dP_ik), k ascending, rounded once;
+//   dQ, dK, dV     one chain over j (resp. i) < n ascending;
+//   dW_qkv, dW_o   one chain over (sample, valid row) ascending (the rows of dW split between
+//                  threads, as conv1d does);
+//   db_qkv, db_o   0 + rows ascending per sample, then the samples added in order (so that the
+//                  device trainer, which adds per-sample gradients, gets the same bits).
+//
+// Backward recomputes the forward internals of each sample (q, k, v, each head's P, o) from x:
+// nothing is kept from the forward. So forward_train is forward, and backward also works after
+// the device trainer's evaluation forward, whose workspace other layers overwrite in between.
+//
+// Scratch memory (the caller's workspace; no static, thread_local or heap buffers): per thread
+// slot the q, k, v rows of one sample, the same rearranged head by head, one head's [L, L]
+// probabilities; in training also one head's dP / dS and dQ, dK, dV, plus o and dqkv of every
+// sample (the row-split weight-gradient passes) and a bias gradient. The softmax keeps L doubles
+// on the stack.
+#pragma once
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+
+#include "graft/kernels/elementwise.hpp"
+#include "graft/kernels/gemm.hpp"
+#include "graft/kernels/parallel.hpp"
+#include "graft/layers/init.hpp"
+#include "graft/layers/layer.hpp"
+#include "graft/layers/workspace.hpp"
+#include "graft/numeric/math.hpp"
+#include "graft/tensor/tensor.hpp"
+
+GRAFT_BEGIN_NAMESPACE
+
+/// Option of multi_head_attention: query i attends to keys j <= i only.
+struct causal {};
+
+/// Bound multi-head self-attention: input and output [L, D], H heads of D / H.
+template <class T, std::size_t L, std::size_t D, std::size_t H, bool Causal>
+class multi_head_attention_layer {
+  static_assert(H > 0 && D % H == 0,
+                "graft: multi_head_attention<H>: the width D of its [L, D] input must be a "
+                "multiple of the number of heads H (each head gets D / H features)");
+
+ public:
+  static constexpr std::size_t heads = H;
+  static constexpr std::size_t dh = D / H;  ///< features per head
+  static constexpr std::size_t D3 = 3 * D;
+  static constexpr bool is_causal = Causal;
+  using scalar = T;
+  using input_shape = shape<L, D>;
+  using output_shape = shape<L, D>;
+  static constexpr sequence_use sequence = sequence_use::masked;
+  static constexpr std::size_t parameter_count = D * D3 + D3 + D * D + D;
+  static constexpr std::array<param_desc, 4> params{{{D * D3, role::weight, param_tag::attention},
+                                                     {D3, role::bias, param_tag::attention},
+                                                     {D * D, role::weight, param_tag::attention},
+                                                     {D, role::bias, param_tag::attention}}};
+
+  tensor<T, D, D3> w_qkv;  ///< [D, 3D]: PyTorch's in_proj_weight transposed
+  tensor<T, D3> b_qkv;     ///< PyTorch's in_proj_bias
+  tensor<T, D, D> w_o;     ///< [D, D]: PyTorch's out_proj.weight transposed
+  tensor<T, D> b_o;        ///< PyTorch's out_proj.bias
+
+  static std::string name() {
+    return "multi_head_attention<" + std::to_string(H) + (Causal ? ",causal" : "") + ">";
+  }
+  T* param(std::size_t j) noexcept {
+    return j == 0 ? w_qkv.data() : j == 1 ? b_qkv.data() : j == 2 ? w_o.data() : b_o.data();
+  }
+  const T* param(std::size_t j) const noexcept {
+    return j == 0 ? w_qkv.data() : j == 1 ? b_qkv.data() : j == 2 ? w_o.data() : b_o.data();
+  }
+
+  /// nn.MultiheadAttention's: xavier_uniform_(in_proj_weight) (fan_in D, fan_out 3D), out_proj
+  /// as nn.Linear(D, D), both biases 0.
+  void init(splitmix64& rng) {
+    init::glorot::weight(w_qkv.data(), D * D3, D, D3, rng);
+    init::pytorch::weight(w_o.data(), D * D, D, D, rng);
+    b_qkv.fill(T(0));
+    b_o.fill(T(0));
+  }
+
+  /// Workspace elements. Evaluation: per thread slot (at most one per sample) one sample's
+  /// internals. Training: per slot one sample's internals and one head's gradients, plus o and
+  /// dqkv of every sample and one bias gradient.
+  static constexpr std::size_t inference_workspace(std::size_t rows) noexcept {
+    return slots(rows) * forward_slot;
+  }
+  static constexpr std::size_t training_workspace(std::size_t rows) noexcept {
+    return aligned_count<T>(rows * L * D) + aligned_count<T>(rows * L * D3) +
+           slots(rows) * training_slot + aligned_count<T>(D3);
+  }
+
+  /// Samples are independent: with threads (parallel.hpp) they are split between them, each with
+  /// its own slot of ws; every sample's result is the same either way.
+  void forward(const T* x, T* y, std::size_t rows, T* ws, sequence_mask m = {}) const noexcept {
+    const T* p[4] = {w_qkv.data(), b_qkv.data(), w_o.data(), b_o.data()};
+    forward_from(p, nullptr, x, y, rows, ws, m);
+  }
+  /// Training forward: the evaluation forward (backward recomputes what it needs).
+  template <train_mode> void forward_train(const T* x, T* y, std::size_t rows, T* ws,
+                                           sequence_mask m = {}) const noexcept {
+    forward(x, y, rows, ws, m);
+  }
+  /// The same from constant parameters p (w_qkv, b_qkv, w_o, b_o) read in place (a
+  /// constant_model: weights compiled into the program).
+  static void forward_from(const T* const* p, const T* const* /*buffers*/, const T* x, T* y,
+                           std::size_t rows, T* ws, sequence_mask m = {}) noexcept {
+    parallel::for_slots(rows, 1, [&](std::size_t begin, std::size_t end, std::size_t slot) {
+      T* s = ws + slot * forward_slot;
+      T* qkv = s;
+      T* hd = qkv + qkv_elements;
+      T* pr = hd + heads_elements;
+      T* o = pr + probs_elements;
+      for (std::size_t r = begin; r < end; ++r) {
+        const std::size_t n = m.length(r, L);
+        T* yr = y + r * L * D;
+        project_qkv(p, x + r * L * D, n, qkv, hd);
+        kernels::fill(L * D, T(0), o);
+        for (std::size_t h = 0; h < H; ++h) {
+          probabilities(hd, h, n, pr);
+          head_output(hd, h, n, pr, qkv, o);  // qkv is free again: one head's output there
+        }
+        for (std::size_t i = 0; i < n; ++i) kernels::copy(D, p[3], yr + i * D);
+        if (n > 0) kernels::gemm_bcast<D>(n, D, o, D, 1, p[2], yr, true);
+        kernels::fill((L - n) * D, T(0), yr + n * D);
+      }
+    });
+  }
+
+  template <bool InputGrad, unsigned GradMask, train_mode Mode>
+  void backward(const T* x, const T* y, const T* dy, T* dx, T* const* grads, std::size_t rows,
+                T* ws, sequence_mask m = {}) const noexcept {
+    const T* p[4] = {w_qkv.data(), b_qkv.data(), w_o.data(), b_o.data()};
+    backward_from<InputGrad, GradMask, Mode>(p, nullptr, x, y, dy, dx, grads, rows, ws, m);
+  }
+  /// The same from parameters p read in place (training on a device: train/device.hpp). Per
+  /// sample (threads split the samples): the forward internals recomputed, then head by head dO,
+  /// dP, dV, dS, dQ, dK into the sample's dqkv, then dx = dqkv W_qkv^T. Then the weight gradients
+  /// over every sample (threads split the rows of dW) and the bias gradients sample after sample.
+  template <bool InputGrad, unsigned GradMask, train_mode>
+  static void backward_from(const T* const* p, const T* const* /*buffers*/, const T* x,
+                            const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
+                            T* ws, sequence_mask m = {}) noexcept {
+    constexpr bool wqkv_grad = (GradMask & 1U) != 0;
+    constexpr bool bqkv_grad = (GradMask & 2U) != 0;
+    constexpr bool wo_grad = (GradMask & 4U) != 0;
+    constexpr bool bo_grad = (GradMask & 8U) != 0;
+    constexpr bool need_dqkv = InputGrad || wqkv_grad || bqkv_grad;
+    T* o_all = ws;
+    T* dqkv_all = o_all + aligned_count<T>(rows * L * D);
+    T* slots_at = dqkv_all + aligned_count<T>(rows * L * D3);
+    T* part = slots_at + slots(rows) * training_slot;
+    if constexpr (need_dqkv || wo_grad)
+      parallel::for_slots(rows, 1, [&](std::size_t begin, std::size_t end, std::size_t slot) {
+        T* qkv = slots_at + slot * training_slot;  // then do's head, one head's output
+        T* hd = qkv + qkv_elements;
+        T* pr = hd + heads_elements;
+        T* dp = pr + probs_elements;
+        T* dh3 = dp + probs_elements;  // dQ, dK, dV of one head
+        T* oh = qkv;                   // one head's output
+        T* doh = qkv + L * dh;         // one head's dO
+        for (std::size_t r = begin; r < end; ++r) {
+          const std::size_t n = m.length(r, L);
+          const T* dyr = dy + r * L * D;
+          T* o = o_all + r * L * D;
+          T* dq = dqkv_all + r * L * D3;
+          project_qkv(p, x + r * L * D, n, qkv, hd);
+          if constexpr (wo_grad) kernels::fill(L * D, T(0), o);
+          if constexpr (need_dqkv) kernels::fill(L * D3, T(0), dq);
+          for (std::size_t h = 0; h < H; ++h) {
+            probabilities(hd, h, n, pr);
+            if constexpr (wo_grad) head_output(hd, h, n, pr, oh, o);
+            if constexpr (need_dqkv) head_gradients(p, hd, h, n, pr, dyr, doh, dp, dh3, dq);
+          }
+          if constexpr (InputGrad) {
+            T* dxr = dx + r * L * D;
+            if (n > 0) kernels::gemm_nt_packed<D, D3>(n, dq, p[0], dxr);
+            kernels::fill((L - n) * D, T(0), dxr + n * D);
+          }
+        }
+      });
+    if constexpr (wqkv_grad || wo_grad)  // dW = sum over (sample, valid row) of x^T dqkv, o^T dy
+      parallel::for_slots(D, 8, [&](std::size_t begin, std::size_t end, std::size_t) {
+        if constexpr (wqkv_grad) kernels::fill((end - begin) * D3, T(0), grads[0] + begin * D3);
+        if constexpr (wo_grad) kernels::fill((end - begin) * D, T(0), grads[2] + begin * D);
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::size_t n = m.length(r, L);
+          if (n == 0) continue;
+          // rows [begin, end) of x_r^T: A(i, l) = x_r[l * D + i]
+          if constexpr (wqkv_grad)
+            kernels::gemm_bcast<D3>(end - begin, n, x + r * L * D + begin, 1, D,
+                                    dqkv_all + r * L * D3, grads[0] + begin * D3, true);
+          if constexpr (wo_grad)
+            kernels::gemm_bcast<D>(end - begin, n, o_all + r * L * D + begin, 1, D, dy + r * L * D,
+                                   grads[2] + begin * D, true);
+        }
+      });
+    if constexpr (bqkv_grad) bias_gradient<D3>(dqkv_all, rows, m, part, grads[1]);
+    if constexpr (bo_grad) bias_gradient<D>(dy, rows, m, part, grads[3]);
+  }
+
+ private:
+  static constexpr std::size_t qkv_elements = aligned_count<T>(L * D3);
+  static constexpr std::size_t heads_elements = aligned_count<T>(3 * L * D);
+  static constexpr std::size_t probs_elements = aligned_count<T>(L * L);
+  static constexpr std::size_t out_elements = aligned_count<T>(L * D);
+  static constexpr std::size_t forward_slot =
+      qkv_elements + heads_elements + probs_elements + out_elements;
+  static constexpr std::size_t training_slot =
+      qkv_elements + heads_elements + 2 * probs_elements + aligned_count<T>(3 * L * dh);
+  static_assert(2 * L * dh <= qkv_elements, "one head's output and dO fit where qkv was");
+
+  static constexpr std::size_t slots(std::size_t rows) noexcept {
+    return rows < parallel::max_threads ? (rows > 0 ? rows : 1) : parallel::max_threads;
+  }
+  // Head h's block t (0: Q, 1: K, 2: V) of the rearranged heads: [L, dh], rows >= n zero.
+  static T* block(T* hd, std::size_t t, std::size_t h) noexcept {
+    return hd + (t * H + h) * L * dh;
+  }
+  static const T* block(const T* hd, std::size_t t, std::size_t h) noexcept {
+    return hd + (t * H + h) * L * dh;
+  }
+  // The keys query i sees among the n valid positions.
+  static constexpr std::size_t keys(std::size_t i, std::size_t n) noexcept {
+    if constexpr (Causal)
+      return i + 1 < n ? i + 1 : n;
+    else
+      return n;
+  }
+
+  // db[i] = sum over samples, in order, of (0 + g_r[l][i] over the valid rows l ascending), with
+  // g_r = g + r L N (column_sum per sample, as the device trainer adds them). 0 for no rows.
+  template <std::size_t N> static void bias_gradient(const T* g, std::size_t rows, sequence_mask m,
+                                                     T* part, T* db) noexcept {
+    if (rows == 0) kernels::fill(N, T(0), db);
+    for (std::size_t r = 0; r < rows; ++r) {
+      kernels::column_sum<N>(m.length(r, L), g + r * L * N, r == 0 ? db : part, false);
+      if (r > 0)
+        for (std::size_t i = 0; i < N; ++i) db[i] += part[i];
+    }
+  }
+
+  // qkv[l] = b_qkv + x_r[l] W_qkv for l < n, then rearranged head by head into hd
+  // (hd[t][h][l][c] = qkv[l][t D + h dh + c]; rows l >= n zero).
+  static void project_qkv(const T* const* p, const T* xr, std::size_t n, T* qkv, T* hd) noexcept {
+    for (std::size_t i = 0; i < n; ++i) kernels::copy(D3, p[1], qkv + i * D3);
+    if (n > 0) kernels::gemm_bcast<D3>(n, D, xr, D, 1, p[0], qkv, true);
+    for (std::size_t t = 0; t < 3; ++t)
+      for (std::size_t h = 0; h < H; ++h) {
+        T* b = block(hd, t, h);
+        for (std::size_t l = 0; l < n; ++l)
+          kernels::copy(dh, qkv + l * D3 + t * D + h * dh, b + l * dh);
+        kernels::fill((L - n) * dh, T(0), b + n * dh);
+      }
+  }
+
+  // Head h's probabilities P [n rows of L]: row i < n holds P_ij at the keys j < keys(i, n) and
+  // 0 at the other j < n (columns >= n are never read).
+  static void probabilities(const T* hd, std::size_t h, std::size_t n, T* pr) noexcept {
+    if (n == 0) return;
+    kernels::gemm_nt_packed<L, dh>(n, block(hd, 0, h), block(hd, 1, h), pr);  // S = Q K^T
+    const double s = 1.0 / std::sqrt(static_cast<double>(dh));
+    double e[L];
+    for (std::size_t i = 0; i < n; ++i) {
+      T* row = pr + i * L;
+      const std::size_t k = keys(i, n);
+      double mx = static_cast<double>(row[0]) * s;
+      for (std::size_t j = 1; j < k; ++j) {
+        const double z = static_cast<double>(row[j]) * s;
+        if (z > mx || (std::isnan(z) && !std::isnan(mx))) mx = z;
+      }
+      double sum = 0;
+      for (std::size_t j = 0; j < k; ++j) {
+        e[j] = math::exp(static_cast<double>(row[j]) * s - mx);
+        sum += e[j];
+      }
+      for (std::size_t j = 0; j < k; ++j) row[j] = static_cast<T>(e[j] / sum);
+      for (std::size_t j = k; j < n; ++j) row[j] = T(0);
+    }
+  }
+
+  // o[i][h dh + c] = sum_{j < n} P_ij V_h[j][c] for i < n (oh: scratch of one head's [n, dh]).
+  static void head_output(const T* hd, std::size_t h, std::size_t n, const T* pr, T* oh,
+                          T* o) noexcept {
+    if (n == 0) return;
+    kernels::gemm_bcast<dh>(n, n, pr, L, 1, block(hd, 2, h), oh, false);
+    for (std::size_t i = 0; i < n; ++i) kernels::copy(dh, oh + i * dh, o + i * D + h * dh);
+  }
+
+  // Head h's share of dqkv (rows < n; dq is zero elsewhere), from dy's rows < n.
+  static void head_gradients(const T* const* p, const T* hd, std::size_t h, std::size_t n,
+                             const T* pr, const T* dyr, T* doh, T* dp, T* dh3, T* dq) noexcept {
+    if (n == 0) return;
+    const T* Q = block(hd, 0, h);
+    const T* K = block(hd, 1, h);
+    const T* V = block(hd, 2, h);
+    // dO_h = dy W_o[h dh .. (h + 1) dh, :]^T  (the columns of do = dy W_o^T of head h)
+    kernels::gemm_nt_packed<dh, D>(n, dyr, p[2] + h * dh * D, doh);
+    kernels::gemm_nt_packed<L, dh>(n, doh, V, dp);  // dP = dO V^T
+    T* dQ = dh3;
+    T* dK = dh3 + L * dh;
+    T* dV = dh3 + 2 * L * dh;
+    kernels::gemm_bcast<dh>(n, n, pr, 1, L, doh, dV, false);  // dV = P^T dO
+    const double s = 1.0 / std::sqrt(static_cast<double>(dh));
+    for (std::size_t i = 0; i < n; ++i) {  // dS in place of dP
+      const T* pi = pr + i * L;
+      T* di = dp + i * L;
+      const std::size_t k = keys(i, n);
+      double dot = 0;
+      for (std::size_t j = 0; j < k; ++j)
+        dot += static_cast<double>(pi[j]) * static_cast<double>(di[j]);
+      for (std::size_t j = 0; j < k; ++j)
+        di[j] = static_cast<T>(s * static_cast<double>(pi[j]) * (static_cast<double>(di[j]) - dot));
+      for (std::size_t j = k; j < n; ++j) di[j] = T(0);
+    }
+    kernels::gemm_bcast<dh>(n, n, dp, L, 1, K, dQ, false);  // dQ = dS K
+    kernels::gemm_bcast<dh>(n, n, dp, 1, L, Q, dK, false);  // dK = dS^T Q
+    for (std::size_t i = 0; i < n; ++i) {
+      T* row = dq + i * D3 + h * dh;
+      kernels::copy(dh, dQ + i * dh, row);
+      kernels::copy(dh, dK + i * dh, row + D);
+      kernels::copy(dh, dV + i * dh, row + 2 * D);
+    }
+  }
+};
+
+/// Multi-head self-attention with H heads on a sequence [L, D] (D a multiple of H); option
+/// causal. See the file comment.
+template <std::size_t H, class... Options> struct multi_head_attention {
+  static_assert(H > 0, "graft: multi_head_attention<H> needs H > 0 heads");
+  static_assert((std::is_same_v<Options, causal> && ...),
+                "graft: multi_head_attention<H, options...>: the only option is causal");
+  static constexpr bool is_causal = (std::is_same_v<Options, causal> || ...);
+  using expects =
+      diagnostics::expects_a_sequence_of_rows_length_x_width_such_as_an_embedding_output;
+  template <class In> static constexpr bool accepts_impl() {
+    if constexpr (Shape<In> && In::rank == 2)
+      return true;
+    else
+      return false;
+  }
+  template <class In> static constexpr bool accepts = accepts_impl<In>();
+  template <class T, class In> using bind =
+      multi_head_attention_layer<T, In::dims[0], In::dims[1], H, is_causal>;
+};
+
+GRAFT_END_NAMESPACE
