@@ -3,6 +3,7 @@
 
     tools/bench_table.py [BUILD_DIR] [--repetitions ROUNDS] [--out FILE.md]
                          [--openblas-core auto|default|NAME] [--no-default-core] [--min-time S]
+                         [--workloads REGEX]
 
 Fair to the peers, and robust to a machine whose speed drifts:
 
@@ -26,9 +27,13 @@ Fair to the peers, and robust to a machine whose speed drifts:
 - W5_fma_peak (graft's FMA-peak benchmark, native vectors, enough independent chains for two FMA
   ports) is the single-core peak; a warning line is printed if any GEMM of the run exceeds it.
 
-graft's side comes from bench_mlp (W1-W5) and bench_cnn (W6, the small ResNet with batch norm,
-which only LibTorch has among the peers); each graft run runs the benchmarks of a round from the
-programs that have them, one after the other.
+graft's side comes from bench_mlp (W1-W5), bench_cnn (W6, the small ResNet with batch norm,
+which only LibTorch has among the peers) and bench_text (W7, the text demo's char-CNN on token
+inputs, LibTorch only; its W7u rows are the same layers without padding masks, graft-only variants
+compared with LibTorch's W7); each graft run runs the benchmarks of a round from the programs that
+have them, one after the other. --workloads REGEX keeps only the benchmarks whose name matches
+(re.search), e.g. '^W7' for the W7 and W7u rows alone; the peers that have none of them are left
+out.
 
 Ratios are graft's speed over the peer's (> 1: graft is faster). Also measures, for the minimal
 batch-1 inference programs, the compile time (best of two runs of the compile command from
@@ -54,17 +59,24 @@ WORKLOADS = [
     ("W4_finetune_frozen2_batch64", "W4 fine-tune, 2 layers frozen", "rate"),
     ("W6_resnet_train_step_batch64", "W6 ResNet training step, batch 64", "rate"),
     ("W6_resnet_inference_batch1", "W6 ResNet inference, batch 1", "latency"),
+    ("W7_charcnn_train_step_batch64", "W7 char-CNN training step, batch 64 (Adam)", "rate"),
+    ("W7_charcnn_inference_batch1", "W7 char-CNN inference, batch 1", "latency"),
 ]
 # graft's benchmark programs in the build's bench/ directory; a benchmark name is run by the first
-# program that has it (bench_mlp: W1-W5; bench_cnn: W6)
-GRAFT_PROGRAMS = ["bench_mlp", "bench_cnn"]
-# graft-only variants compared with a peer's workload: (graft's benchmark, the peer's, label)
+# program that has it (bench_mlp: W1-W5; bench_cnn: W6; bench_text: W7)
+GRAFT_PROGRAMS = ["bench_mlp", "bench_cnn", "bench_text"]
+# graft-only variants compared with a peer's workload: (graft's benchmark, the peer's, label); a
+# variant's figure is a rate or a latency as its peer workload's is
 VARIANTS = [
     ("W4_finetune_frozen2_cached_batch64", "W4_finetune_frozen2_batch64",
      "W4, features cached (graft) vs the peers' W4"),
     ("W1_train_step_batch64_threads2", "W1_train_step_batch64", "W1 with 2 threads (graft) vs the peers' one"),
     ("W3_lenet_train_step_batch64_threads2", "W3_lenet_train_step_batch64",
      "W3 with 2 threads (graft) vs the peers' one"),
+    ("W7u_charcnn_train_step_batch64", "W7_charcnn_train_step_batch64",
+     "W7u, no masks (graft: every position computed) vs the peers' W7"),
+    ("W7u_charcnn_inference_batch1", "W7_charcnn_inference_batch1",
+     "W7u inference, no masks (graft) vs the peers' W7"),
 ]
 # W5 products: (graft's benchmark, OpenBLAS peer's benchmark or None, label)
 GEMMS = [
@@ -289,11 +301,19 @@ def main():
                     help="--benchmark_min_time of every run (Google Benchmark's default if unset)")
     ap.add_argument("--skip-minimal", action="store_true",
                     help="skip the minimal programs' compile times and sizes")
+    ap.add_argument("--workloads", default=None,
+                    help="keep only the benchmarks whose name matches this regular expression "
+                         "(re.search), e.g. '^W7'")
     ap.add_argument("--out")
     a = ap.parse_args()
+    if a.workloads:
+        keep = re.compile(a.workloads).search
+        WORKLOADS[:] = [w for w in WORKLOADS if keep(w[0])]
+        VARIANTS[:] = [v for v in VARIANTS if keep(v[0]) and keep(v[1])]  # and its peer workload
+        GEMMS[:] = [gm for gm in GEMMS if keep(gm[0])]
+        GRAFT_ONLY[:] = [n for n in GRAFT_ONLY if keep(n)]
     bench = os.path.join(a.build, "bench")
     graft_exes = [os.path.join(bench, p) for p in GRAFT_PROGRAMS]
-    graft_exe = graft_exes[0]
 
     cpu = cpuinfo()
     load_start = loadavg()
@@ -332,8 +352,8 @@ def main():
         note(f"OPENBLAS_CORETYPE is not overridden ({why}).")
 
     # What each program has, and which peers run OpenBLAS (their stderr names the core).
-    if not os.path.exists(graft_exe):
-        sys.exit(f"{graft_exe} not found: build the release preset first")
+    if not any(os.path.exists(exe) for exe in graft_exes):
+        sys.exit(f"none of {', '.join(graft_exes)} found: build the release preset first")
     graft_program = {}  # benchmark name -> the graft program that runs it
     for exe in graft_exes:
         if not os.path.exists(exe):
@@ -354,6 +374,8 @@ def main():
             note(f"WARNING: {label} skipped: {e}")
             continue
         names = [n for n in names if n in wanted]
+        if a.workloads and not names:
+            continue  # none of the workloads asked for
         peers.append((key, label, exe, names, "OpenBLAS core" in err))
 
     def graft_filter(peer_names):
@@ -507,9 +529,10 @@ def main():
     for gname, base, label in VARIANTS:
         if gname not in graft_names:
             continue
-        row = f"| {label} | {fmt_value(graft_median(gname), 'rate')} |"
+        kind = next((k for n, _, k in WORKLOADS if n == base), "rate")
+        row = f"| {label} | {fmt_value(graft_median(gname), kind)} |"
         for key, _ in present:
-            row += f" {fmt_value(peer_median(key, 'best', base), 'rate')} | {fmt_ratio(ratios(key, 'best', gname, base))} |"
+            row += f" {fmt_value(peer_median(key, 'best', base), kind)} | {fmt_ratio(ratios(key, 'best', gname, base))} |"
         lines.append(row)
     for w, one in [("W1", "W1_train_step_batch64"), ("W3", "W3_lenet_train_step_batch64")]:
         # 2 threads / 1 thread within each graft run that has both (wall time for both here)

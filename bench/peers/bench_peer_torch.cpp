@@ -17,6 +17,16 @@
 //       the shortcut), global average pooling, dense 10. Training step as W1 with the batch norms
 //       in training mode (batch statistics, running averages updated); batch-1 inference as W2
 //       (eval mode: running averages, under torch::InferenceMode)
+//   W7  the char-CNN of graft's text demo (graft's bench_text runs the same workloads under the
+//       same names): torch::nn::Embedding(128, 32, padding_idx 0), the [B, L, C] embeddings
+//       transposed to [B, C, L] for torch::nn::Conv1d (channels-first; the transpose is in the
+//       forward, so it is timed, as users pay it), Conv1d(32, 64, 3, padding 1), ReLU,
+//       Conv1d(64, 64, 3, padding 1), ReLU, the max over time of the word's positions
+//       (masked_fill of the padded positions with -inf, then amax), Linear(64, 64), ReLU,
+//       Linear(64, 10). Every position is computed, padding included (graft's token model skips
+//       it: its W7u rows compute every position too). Training step at batch 64 with
+//       torch::optim::Adam (lr 1e-3); batch-1 inference as W2, one word per iteration, cycling
+//       through 64 words
 #include <ATen/Version.h>
 #include <ATen/native/ConvUtils.h>
 #include <torch/torch.h>
@@ -24,6 +34,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -165,6 +176,54 @@ struct ResnetImpl : torch::nn::Module {
 };
 TORCH_MODULE(Resnet);
 
+// W7's char-CNN.
+inline constexpr std::int64_t kCharCnnParameters = 26'816 + 650;  // graft's (bench_text.cpp)
+
+struct CharCnnImpl : torch::nn::Module {
+  using Conv = torch::nn::Conv1dOptions;  // (in_channels, out_channels, kernel_size)
+  CharCnnImpl()
+      : embed(register_module(
+            "embed",
+            torch::nn::Embedding(
+                torch::nn::EmbeddingOptions(peers::kVocab, peers::kEmbed).padding_idx(0)))),
+        conv1(register_module(
+            "conv1",
+            torch::nn::Conv1d(
+                Conv(peers::kEmbed, peers::kConv, peers::kConvKernel).padding(peers::kConvPad)))),
+        conv2(register_module(
+            "conv2",
+            torch::nn::Conv1d(
+                Conv(peers::kConv, peers::kConv, peers::kConvKernel).padding(peers::kConvPad)))),
+        fc(register_module("fc", torch::nn::Linear(peers::kConv, peers::kTextDense))),
+        out(register_module("out", torch::nn::Linear(peers::kTextDense, kOut))) {}
+
+  // ids: [batch, 16] int64, pad 0 after each word; returns the logits.
+  torch::Tensor forward(const torch::Tensor& ids) {
+    const auto pad = ids.eq(0).unsqueeze(1);       // [B, 1, L]
+    auto h = embed->forward(ids).transpose(1, 2);  // [B, L, C] -> [B, C, L]
+    h = torch::relu(conv2->forward(torch::relu(conv1->forward(h))));
+    h = h.masked_fill(pad, -std::numeric_limits<float>::infinity()).amax(2);  // [B, C]
+    return out->forward(torch::relu(fc->forward(h)));
+  }
+
+  std::int64_t parameter_count() {
+    std::int64_t n = 0;
+    for (const auto& p : parameters()) n += p.numel();
+    return n;
+  }
+
+  torch::nn::Embedding embed;
+  torch::nn::Conv1d conv1, conv2;
+  torch::nn::Linear fc, out;
+};
+TORCH_MODULE(CharCnn);
+
+// [rows, 16] int64 ids: the words of graft's bench_text for this seed.
+torch::Tensor token_ids(int rows, std::uint64_t seed) {
+  auto v = peers::token_ids<std::int64_t>(std::size_t(rows), seed);
+  return torch::from_blob(v.data(), {rows, peers::kTokens}, torch::kInt64).clone();
+}
+
 // A [rows, 784] float tensor and a [rows] int64 label tensor holding the shared synthetic data.
 torch::Tensor inputs(int rows, std::uint64_t seed) {
   auto v = peers::uniform_pixels(std::size_t(rows) * kIn, seed);
@@ -296,6 +355,48 @@ void BM_W6_resnet_inference_batch1(benchmark::State& state) {
   peers::set_samples(state, 1);
 }
 
+void BM_W7_charcnn_train_step_batch64(benchmark::State& state) {
+  constexpr int B = peers::kTrainBatch;
+  torch::manual_seed(0);
+  CharCnn net;
+  if (net->parameter_count() != kCharCnnParameters) {
+    state.SkipWithError("the char-CNN's parameter count is not graft's");
+    return;
+  }
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(peers::kAdamLr));
+  const auto x = token_ids(B, peers::kSeedTrain);
+  const auto y = labels(B);
+  for (auto _ : state) {
+    opt.zero_grad();
+    auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+    loss.backward();
+    opt.step();
+    benchmark::DoNotOptimize(loss.item<float>());
+  }
+  peers::set_samples(state, B);
+}
+
+void BM_W7_charcnn_inference_batch1(benchmark::State& state) {
+  constexpr int N = peers::kTextInferSamples, L = peers::kTokens;
+  torch::manual_seed(0);
+  CharCnn net;
+  net->eval();
+  torch::InferenceMode inference;
+  const auto data = peers::token_ids<std::int64_t>(N, peers::kSeedInfer);
+  auto x = torch::empty({1, L}, torch::kInt64);
+  int i = 0;
+  for (auto _ : state) {
+    // As W2: copy the input (one word) in, then forward.
+    std::memcpy(x.data_ptr<std::int64_t>(), data.data() + std::size_t(i) * L,
+                L * sizeof(std::int64_t));
+    auto logits = net->forward(x);
+    benchmark::DoNotOptimize(logits.data_ptr<float>());
+    benchmark::ClobberMemory();
+    i = i + 1 == N ? 0 : i + 1;
+  }
+  peers::set_samples(state, 1);
+}
+
 // What computes the convolutions of W3 and W6: the backend LibTorch's dispatch selects for each
 // convolution (at::native::select_conv_backend, the function at::convolution itself asks) for the
 // batch-64 training step (autograd on) and for batch-1 inference (InferenceMode). "oneDNN" is
@@ -345,6 +446,19 @@ std::string backends(const std::vector<ConvSite>& sites, std::int64_t batch) {
   return out;
 }
 
+// W7's two Conv1d at this batch size, on the transposed embeddings as the forward passes them.
+std::string conv1d_backends(CharCnn& net, std::int64_t batch) {
+  std::string names[2];
+  int k = 0;
+  for (auto* conv : {&net->conv1, &net->conv2}) {
+    const std::int64_t in = (*conv)->options.in_channels();
+    const auto x = torch::zeros({batch, peers::kTokens, in}).transpose(1, 2);
+    names[k++] = backend_name(at::native::select_conv_backend(
+        x, (*conv)->weight, (*conv)->bias, {1}, {peers::kConvPad}, {1}, false, {0}, 1));
+  }
+  return names[0] == names[1] ? names[0] : names[0] + " (conv1), " + names[1] + " (conv2)";
+}
+
 std::string conv_backends() {
   torch::manual_seed(0);
   Lenet lenet;
@@ -365,11 +479,15 @@ std::string conv_backends() {
   add_block("block3", resnet->block3, kStage2, s2, 2);
   const std::string lenet_training = backends(lenet_sites, peers::kTrainBatch);
   const std::string resnet_training = backends(resnet_sites, peers::kTrainBatch);
+  CharCnn charcnn;
+  const std::string charcnn_training = conv1d_backends(charcnn, peers::kTrainBatch);
   torch::InferenceMode inference;
   return "W3 LeNet training batch 64: " + lenet_training +
          ", inference batch 1: " + backends(lenet_sites, 1) +
          "; W6 ResNet training batch 64: " + resnet_training +
-         ", inference batch 1: " + backends(resnet_sites, 1);
+         ", inference batch 1: " + backends(resnet_sites, 1) +
+         "; W7 char-CNN (Conv1d) training batch 64: " + charcnn_training +
+         ", inference batch 1: " + conv1d_backends(charcnn, 1);
 }
 
 // The value of KEY=... in at::show_config() (LibTorch's build configuration), or "?".
@@ -394,6 +512,8 @@ BENCHMARK(BM_W3_lenet_inference_batch1)->Name("W3_lenet_inference_batch1");
 BENCHMARK(BM_W4_finetune_frozen2_batch64)->Name("W4_finetune_frozen2_batch64");
 BENCHMARK(BM_W6_resnet_train_step_batch64)->Name("W6_resnet_train_step_batch64");
 BENCHMARK(BM_W6_resnet_inference_batch1)->Name("W6_resnet_inference_batch1");
+BENCHMARK(BM_W7_charcnn_train_step_batch64)->Name("W7_charcnn_train_step_batch64");
+BENCHMARK(BM_W7_charcnn_inference_batch1)->Name("W7_charcnn_inference_batch1");
 
 }  // namespace
 

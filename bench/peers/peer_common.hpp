@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,45 @@ inline std::vector<float> uniform_pixels(std::size_t n, std::uint64_t seed) {
   splitmix64 rng(seed);
   std::vector<float> v(n);
   for (auto& x : v) x = static_cast<float>(rng.uniform01());
+  return v;
+}
+
+// W7's char-CNN (docs/design/sequence_models.md §6.1, the text demo's backbone with a 10-class
+// head): words of kTokens positions, vocabulary kVocab (id 0 is pad), embedding kEmbed, two 1-D
+// convolutions of kConv filters (kernel kConvKernel, padding kConvPad: the length stays kTokens),
+// ReLUs, max over the word's positions (the padding masked), dense kTextDense, ReLU, dense kOut
+// (softmax cross-entropy). Training: batch kTrainBatch, Adam lr kAdamLr (betas 0.9, 0.999, eps
+// 1e-8, no weight decay: graft's and PyTorch's defaults).
+inline constexpr int kTokens = 16, kVocab = 128, kEmbed = 32, kConv = 64, kConvKernel = 3,
+                     kConvPad = 1, kTextDense = 64;
+inline constexpr float kAdamLr = 1e-3f;
+// The ids: word lengths 3..16 drawn from the fixed histogram kLengthPercent (percent of the words
+// of each length, mean 10.19 positions of 16, as the word lists' 10.2, §5.5), ids 1..kIds
+// uniform (the printable characters of a vocabulary of that size), pad 0 after the word.
+inline constexpr int kMinLength = 3, kIds = 93;
+inline constexpr int kLengthPercent[] = {1, 2, 4, 6, 8, 9, 11, 12, 12, 11, 9, 6, 4, 5};  // 3..16
+static_assert(kMinLength + int(std::size(kLengthPercent)) - 1 == kTokens && kIds < kVocab);
+static_assert([] {
+  int sum = 0;
+  for (int p : kLengthPercent) sum += p;
+  return sum;
+}() == 100);
+// Batch-1 inference cycles through this many samples (one per iteration), so that its latency is
+// the mean over the length histogram rather than one word's.
+inline constexpr int kTextInferSamples = 64;
+
+// rows samples of kTokens ids each (row-major), converted to Id (float for graft's input, int64
+// for LibTorch's): the same numbers on every side for a seed.
+template <class Id> std::vector<Id> token_ids(std::size_t rows, std::uint64_t seed) {
+  splitmix64 rng(seed);
+  std::vector<Id> v(rows * kTokens, Id(0));
+  for (std::size_t r = 0; r < rows; ++r) {
+    const auto u = static_cast<int>(rng.next() % 100);
+    int length = kMinLength, below = kLengthPercent[0];
+    while (u >= below) below += kLengthPercent[++length - kMinLength];
+    for (int k = 0; k < length; ++k)
+      v[r * kTokens + std::size_t(k)] = static_cast<Id>(1 + rng.next() % kIds);
+  }
   return v;
 }
 
