@@ -136,9 +136,13 @@ class pool {
     }
   }
 
-  void worker(int id) noexcept {
-    std::uint32_t seen = signal_.load(std::memory_order_acquire);
+  // seen: the signal when the worker was created (read by grow(), on the creating thread). Read
+  // here instead, a worker scheduled only after the destructor's stop signal would take that
+  // signal for its start and wait for another one forever: the program hung at exit
+  // (tests/test_pool_exit.cpp).
+  void worker(int id, std::uint32_t seen) noexcept {
     for (;;) {
+      if (stop_.load(std::memory_order_acquire)) return;
       // spin for a while (the next split of a training step is usually microseconds away),
       // then sleep until signalled
       const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
@@ -160,7 +164,8 @@ class pool {
   void grow(int workers) {
     while (static_cast<int>(workers_.size()) < workers) {
       const int id = static_cast<int>(workers_.size());
-      workers_.emplace_back([this, id] { worker(id); });
+      const std::uint32_t seen = signal_.load(std::memory_order_acquire);
+      workers_.emplace_back([this, id, seen] { worker(id, seen); });
     }
   }
 
