@@ -139,3 +139,75 @@ TEST_CASE("whole-model gradients (double) of a token model with residual blocks 
   CHECK(rep.checked == M::parameter_count);
   CHECK(rep.failures == 0);
 }
+
+// ---- encoder layers (layers/encoder.hpp) --------------------------------------------------------
+#include <graft/layers/encoder.hpp>
+
+namespace {
+template <class Enc, std::size_t L = 8, class T = double> using enc_net =
+    g::model<g::stack<g::input_tokens<L, 12>, g::embedding<12, 8>, g::positional_embedding, Enc,
+                      Enc, g::layer_norm, g::global_mean_pool_time>,
+             g::classifier<3>, T>;
+
+template <class M> void check_encoder_gradients(std::uint64_t seed) {
+  constexpr std::size_t rows = 4, L = M::input_shape::size;
+  auto net = g::make_model<M>(g::seed{seed});
+  auto t = std::make_unique<g::trainer<M, rows, g::sgd>>(*net, g::sgd{});
+  const std::size_t lengths[rows] = {L, 1, 3, 5};
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t k = 0; k < L; ++k)
+      t->input()[r * L + k] = k < lengths[r] ? static_cast<double>(1 + (r * 5 + k * 3) % 11) : 0.0;
+  std::int32_t y[rows] = {0, 2, 1, 1};
+  t->compute_gradients(y, rows);
+  const auto rep = g::testing::check_trainer(*net, *t, y, rows);
+  INFO(rep.first_failure);
+  CHECK(rep.checked == M::parameter_count);
+  CHECK(rep.failures == 0);
+}
+}  // namespace
+
+TEST_CASE("encoder layers: the pieces they are made of, and whole-model gradients with masks") {
+  // post-norm: residual(attention), layer_norm, residual(ffn), layer_norm; dropout 0 adds nothing
+  using post = enc_net<g::post_norm_encoder<8, 2, 16, 0>>;
+  using pre = enc_net<g::pre_norm_encoder<8, 2, 16, 0>>;
+  static_assert(post::backbone_layer_count == 2 + 2 * 4 + 2);
+  static_assert(pre::backbone_layer_count == 2 + 2 * 2 + 2);
+  // parameters of one layer: attention 4 D^2 + 4 D, two layer norms 4 D, ffn D FF + FF + FF D + D
+  static_assert(post::parameter_count - pre::parameter_count == 0);
+  static_assert(g::detail::forward_plan<post>::reads_mask[2]);
+  // with dropout: the residual's dropout layers are there
+  using drop = g::stack<g::input<8, 8>, g::post_norm_encoder<8, 2, 16, 10>>;
+  static_assert(drop::layer_count == 4);
+  static_assert(drop::layers<float>::type<0>::inner_count == 2);
+  check_encoder_gradients<post>(1);
+  check_encoder_gradients<pre>(2);
+  check_encoder_gradients<enc_net<g::post_norm_encoder<8, 2, 16, 0, g::causal>>>(3);
+  check_encoder_gradients<enc_net<g::post_norm_encoder_lora<8, 2, 16, 2, 0>>>(4);
+}
+
+TEST_CASE("an encoder model gives bitwise the logits of a padded word at its own length") {
+  // no positional table here (its size depends on L): embedding, two pre-norm layers, pooling
+  using enc = g::pre_norm_encoder<8, 2, 16, 0>;
+  auto big = g::make_model<g::model<g::stack<g::input_tokens<8, 12>, g::embedding<12, 8>, enc, enc,
+                                             g::layer_norm, g::global_mean_pool_time>,
+                                    g::classifier<3>>>(g::seed{5});
+  auto check = [&]<std::size_t N>(std::integral_constant<std::size_t, N>) {
+    using small_t = g::model<g::stack<g::input_tokens<N, 12>, g::embedding<12, 8>, enc, enc,
+                                      g::layer_norm, g::global_mean_pool_time>,
+                             g::classifier<3>>;
+    using big_t = std::remove_cvref_t<decltype(*big)>;
+    auto small = std::make_unique<small_t>();
+    copy_parameters(*big, *small);
+    auto rb = std::make_unique<g::runner<big_t, 1>>();
+    auto rs = std::make_unique<g::runner<small_t, 1>>();
+    std::fill(rb->input(), rb->input() + 8, 0.0F);
+    for (std::size_t k = 0; k < N; ++k)
+      rb->input()[k] = rs->input()[k] = static_cast<float>(1 + (k * 5 + N) % 11);
+    const float* a = rb->forward(*big, 1);
+    const float* b = rs->forward(*small, 1);
+    for (std::size_t c = 0; c < 3; ++c) CHECK(a[c] == b[c]);
+  };
+  check(std::integral_constant<std::size_t, 1>{});
+  check(std::integral_constant<std::size_t, 4>{});
+  check(std::integral_constant<std::size_t, 7>{});
+}

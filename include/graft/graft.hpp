@@ -14,6 +14,7 @@
 #include "graft/layers/dense.hpp"
 #include "graft/layers/dropout.hpp"
 #include "graft/layers/embedding.hpp"
+#include "graft/layers/encoder.hpp"
 #include "graft/layers/layer_norm.hpp"
 #include "graft/layers/lora.hpp"
 #include "graft/layers/per_position.hpp"
