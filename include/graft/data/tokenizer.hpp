@@ -220,7 +220,7 @@ inline data::dataset tokenize(const std::vector<std::u32string>& words,
   d.name = std::move(name);
   d.sample_shape = {L};
   d.labels = labels;
-  d.class_ids.resize(static_cast<std::size_t>(top + 1));
+  d.class_ids.resize(static_cast<std::size_t>(top) + 1);
   for (std::size_t c = 0; c < d.class_ids.size(); ++c)
     d.class_ids[c] = static_cast<std::int32_t>(c);
   d.vocabulary = v.fingerprint();

@@ -546,7 +546,7 @@ template <class L> void describe_layer(const std::string& prefix, std::size_t la
     }
     // An embedding's vocabulary buffer has no PyTorch counterpart (nn.Embedding holds only its
     // weight): neither imported nor exported, so an import leaves the model's vocabulary as it is.
-    if constexpr (buffer_count_v<L> > 0 && kind != 5)
+    if constexpr (buffer_count_v < L >> 0 && kind != 5)
       for (std::size_t j = 0; j < L::buffers.size(); ++j) {
         torch_tensor t;
         t.layer = layer;

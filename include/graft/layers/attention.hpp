@@ -32,7 +32,7 @@
 //   o              one chain over j < n ascending (the causal zeros included);
 //   dO, dP, dx     one chain over the inner index ascending (gemm_nt_packed);
 //   dS             in double: s P_ij (dP_ij - sum_k P_ik dP_ik), k ascending, rounded once;
-//   dQ, dK, dV     one chain over j (resp. i) < n ascending;
+//   dq, dk, dv     one chain over j (resp. i) < n ascending;
 //   dW_qkv, dW_o   one chain over (sample, valid row) ascending (the rows of dW split between
 //                  threads, as conv1d does);
 //   db_qkv, db_o   0 + rows ascending per sample, then the samples added in order (so that the
@@ -44,7 +44,7 @@
 //
 // Scratch memory (the caller's workspace; no static, thread_local or heap buffers): per thread
 // slot the q, k, v rows of one sample, the same rearranged head by head, one head's [L, L]
-// probabilities; in training also one head's dP / dS and dQ, dK, dV, plus o and dqkv of every
+// probabilities; in training also one head's dP / dS and dq, dk, dv, plus o and dqkv of every
 // sample (the row-split weight-gradient passes) and a bias gradient. The softmax keeps L doubles
 // on the stack.
 #pragma once
@@ -170,7 +170,7 @@ class multi_head_attention_layer {
   }
   /// The same from parameters p read in place (training on a device: train/device.hpp). Per
   /// sample (threads split the samples): the forward internals recomputed, then head by head dO,
-  /// dP, dV, dS, dQ, dK into the sample's dqkv, then dx = dqkv W_qkv^T. Then the weight gradients
+  /// dP, dv, dS, dq, dk into the sample's dqkv, then dx = dqkv W_qkv^T. Then the weight gradients
   /// over every sample (threads split the rows of dW) and the bias gradients sample after sample.
   template <bool InputGrad, unsigned GradMask, train_mode>
   static void backward_from(const T* const* p, const T* const* /*buffers*/, const T* x,
@@ -191,7 +191,7 @@ class multi_head_attention_layer {
         T* hd = qkv + qkv_elements;
         T* pr = hd + heads_elements;
         T* dp = pr + probs_elements;
-        T* dh3 = dp + probs_elements;  // dQ, dK, dV of one head
+        T* dh3 = dp + probs_elements;  // dq, dk, dv of one head
         T* oh = qkv;                   // one head's output
         T* doh = qkv + L * dh;         // one head's dO
         for (std::size_t r = begin; r < end; ++r) {
@@ -332,10 +332,10 @@ class multi_head_attention_layer {
     // dO_h = dy W_o[h dh .. (h + 1) dh, :]^T  (the columns of do = dy W_o^T of head h)
     kernels::gemm_nt_packed<dh, D>(n, dyr, p[2] + h * dh * D, doh);
     kernels::gemm_nt_packed<L, dh>(n, doh, V, dp);  // dP = dO V^T
-    T* dQ = dh3;
-    T* dK = dh3 + L * dh;
-    T* dV = dh3 + 2 * L * dh;
-    kernels::gemm_bcast<dh>(n, n, pr, 1, L, doh, dV, false);  // dV = P^T dO
+    T* dq_h = dh3;
+    T* dk_h = dh3 + L * dh;
+    T* dv_h = dh3 + 2 * L * dh;
+    kernels::gemm_bcast<dh>(n, n, pr, 1, L, doh, dv_h, false);  // dv_h = P^T dO
     const double s = 1.0 / std::sqrt(static_cast<double>(dh));
     for (std::size_t i = 0; i < n; ++i) {  // dS in place of dP
       const T* pi = pr + i * L;
@@ -348,13 +348,13 @@ class multi_head_attention_layer {
         di[j] = static_cast<T>(s * static_cast<double>(pi[j]) * (static_cast<double>(di[j]) - dot));
       for (std::size_t j = k; j < n; ++j) di[j] = T(0);
     }
-    kernels::gemm_bcast<dh>(n, n, dp, L, 1, K, dQ, false);  // dQ = dS K
-    kernels::gemm_bcast<dh>(n, n, dp, 1, L, Q, dK, false);  // dK = dS^T Q
+    kernels::gemm_bcast<dh>(n, n, dp, L, 1, K, dq_h, false);  // dq_h = dS K
+    kernels::gemm_bcast<dh>(n, n, dp, 1, L, Q, dk_h, false);  // dk_h = dS^T Q
     for (std::size_t i = 0; i < n; ++i) {
       T* row = dq + i * D3 + h * dh;
-      kernels::copy(dh, dQ + i * dh, row);
-      kernels::copy(dh, dK + i * dh, row + D);
-      kernels::copy(dh, dV + i * dh, row + 2 * D);
+      kernels::copy(dh, dq_h + i * dh, row);
+      kernels::copy(dh, dk_h + i * dh, row + D);
+      kernels::copy(dh, dv_h + i * dh, row + 2 * D);
     }
   }
 };

@@ -129,20 +129,20 @@ class lora_dense_layer {
                             const T* /*y*/, const T* dy, T* dx, T* const* grads, std::size_t rows,
                             T* ws) noexcept {
     constexpr bool gw = (GradMask & 1U) != 0, gb = (GradMask & 2U) != 0;
-    constexpr bool ga = (GradMask & 4U) != 0, gB = (GradMask & 8U) != 0;
+    constexpr bool grad_a = (GradMask & 4U) != 0, grad_b = (GradMask & 8U) != 0;
     if constexpr (gw) kernels::gemm_bcast<N>(K, rows, x, 1, K, dy, grads[0], false);
     if constexpr (gb) kernels::column_sum<N>(rows, dy, grads[1], false);
     T* t = ws;
     T* dt = ws + aligned_count<T>(rows * R);
-    if constexpr (gB) {  // dB[R x N] = t^T dy
+    if constexpr (grad_b) {  // dB[R x N] = t^T dy
       adapter_input(p, x, t, rows);
       kernels::gemm_bcast<N>(R, rows, t, 1, R, dy, grads[3], false);
     }
-    if constexpr (ga || InputGrad) {  // dt[rows x R] = s dy B^T
+    if constexpr (grad_a || InputGrad) {  // dt[rows x R] = s dy B^T
       kernels::gemm_nt_packed<R, N>(rows, dy, p[3], dt);
       for (std::size_t i = 0; i < rows * R; ++i) dt[i] *= scale;
     }
-    if constexpr (ga) kernels::gemm_bcast<R>(K, rows, x, 1, K, dt, grads[2], false);
+    if constexpr (grad_a) kernels::gemm_bcast<R>(K, rows, x, 1, K, dt, grads[2], false);
     if constexpr (InputGrad) {
       kernels::gemm_nt_packed<K, N>(rows, dy, p[0], dx);
       kernels::gemm_nt_packed<K, R>(rows, dt, p[2], dx, true);
