@@ -29,11 +29,11 @@ Fair to the peers, and robust to a machine whose speed drifts:
 
 graft's side comes from bench_mlp (W1-W5), bench_cnn (W6, the small ResNet with batch norm,
 which only LibTorch has among the peers) and bench_text (W7, the text demo's char-CNN on token
-inputs, LibTorch only; its W7u rows are the same layers without padding masks, graft-only variants
-compared with LibTorch's W7); each graft run runs the benchmarks of a round from the programs that
-have them, one after the other. --workloads REGEX keeps only the benchmarks whose name matches
-(re.search), e.g. '^W7' for the W7 and W7u rows alone; the peers that have none of them are left
-out.
+inputs, and W8, the tiny transformer, LibTorch only; its W7u and W8u rows are the same layers
+without padding masks, graft-only variants compared with LibTorch's W7 and W8); each graft run
+runs the benchmarks of a round from the programs that have them, one after the other.
+--workloads REGEX keeps only the benchmarks whose name matches (re.search), e.g. '^W7' for the W7
+and W7u rows alone; the peers that have none of them are left out.
 
 Ratios are graft's speed over the peer's (> 1: graft is faster). Also measures, for the minimal
 batch-1 inference programs, the compile time (best of two runs of the compile command from
@@ -61,9 +61,12 @@ WORKLOADS = [
     ("W6_resnet_inference_batch1", "W6 ResNet inference, batch 1", "latency"),
     ("W7_charcnn_train_step_batch64", "W7 char-CNN training step, batch 64 (Adam)", "rate"),
     ("W7_charcnn_inference_batch1", "W7 char-CNN inference, batch 1", "latency"),
+    ("W8_transformer_train_step_batch64", "W8 tiny transformer training step, batch 64 (Adam)",
+     "rate"),
+    ("W8_transformer_inference_batch1", "W8 tiny transformer inference, batch 1", "latency"),
 ]
 # graft's benchmark programs in the build's bench/ directory; a benchmark name is run by the first
-# program that has it (bench_mlp: W1-W5; bench_cnn: W6; bench_text: W7)
+# program that has it (bench_mlp: W1-W5; bench_cnn: W6; bench_text: W7, W8)
 GRAFT_PROGRAMS = ["bench_mlp", "bench_cnn", "bench_text"]
 # graft-only variants compared with a peer's workload: (graft's benchmark, the peer's, label); a
 # variant's figure is a rate or a latency as its peer workload's is
@@ -77,6 +80,10 @@ VARIANTS = [
      "W7u, no masks (graft: every position computed) vs the peers' W7"),
     ("W7u_charcnn_inference_batch1", "W7_charcnn_inference_batch1",
      "W7u inference, no masks (graft) vs the peers' W7"),
+    ("W8u_transformer_train_step_batch64", "W8_transformer_train_step_batch64",
+     "W8u, no masks (graft: every position computed) vs the peers' W8"),
+    ("W8u_transformer_inference_batch1", "W8_transformer_inference_batch1",
+     "W8u inference, no masks (graft) vs the peers' W8"),
 ]
 # W5 products: (graft's benchmark, OpenBLAS peer's benchmark or None, label)
 GEMMS = [

@@ -27,6 +27,16 @@
 //       it: its W7u rows compute every position too). Training step at batch 64 with
 //       torch::optim::Adam (lr 1e-3); batch-1 inference as W2, one word per iteration, cycling
 //       through 64 words
+//   W8  the tiny transformer (graft's bench_text, §6.1's tiny BERT with dropout 0) on the same
+//       ids: torch::nn::Embedding(128, 64, padding_idx 0) plus a learned position embedding
+//       (torch::nn::Embedding(16, 64), added), torch::nn::LayerNorm(64), two
+//       torch::nn::TransformerEncoderLayer(64, 4) with dim_feedforward 128, dropout 0 and GELU
+//       (post-norm, as BERT), src_key_padding_mask from the pad ids, the mean over the word's
+//       positions (padded positions zeroed, divided by the length), Linear(64, 10). LibTorch
+//       1.13's C++ TransformerEncoderLayer has no batch_first: it takes [L, B, D], so the forward
+//       transposes the [B, L, D] embeddings once per batch (timed, as users pay it) and pools over
+//       dim 0. Every position is computed (graft's W8 computes the word's positions only; its W8u
+//       rows compute every position too). Training step and batch-1 inference as W7
 #include <ATen/Version.h>
 #include <ATen/native/ConvUtils.h>
 #include <torch/torch.h>
@@ -218,6 +228,56 @@ struct CharCnnImpl : torch::nn::Module {
 };
 TORCH_MODULE(CharCnn);
 
+// W8's tiny transformer.
+inline constexpr std::int64_t kTinyBertParameters = 76'288 + 650;  // graft's (bench_text.cpp)
+
+struct TinyBertImpl : torch::nn::Module {
+  TinyBertImpl()
+      : embed(register_module(
+            "embed",
+            torch::nn::Embedding(
+                torch::nn::EmbeddingOptions(peers::kVocab, peers::kBertWidth).padding_idx(0)))),
+        position(
+            register_module("position", torch::nn::Embedding(peers::kTokens, peers::kBertWidth))),
+        norm(register_module(
+            "norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({peers::kBertWidth})))),
+        encoder1(register_module("encoder1", torch::nn::TransformerEncoderLayer(layer_options()))),
+        encoder2(register_module("encoder2", torch::nn::TransformerEncoderLayer(layer_options()))),
+        out(register_module("out", torch::nn::Linear(peers::kBertWidth, kOut))),
+        positions(register_buffer("positions", torch::arange(peers::kTokens, torch::kInt64))) {}
+
+  static torch::nn::TransformerEncoderLayerOptions layer_options() {
+    return torch::nn::TransformerEncoderLayerOptions(peers::kBertWidth, peers::kBertHeads)
+        .dim_feedforward(peers::kBertFeedForward)
+        .dropout(0)
+        .activation(torch::kGELU);
+  }
+
+  // ids: [batch, 16] int64, pad 0 after each word; returns the logits.
+  torch::Tensor forward(const torch::Tensor& ids) {
+    const auto pad = ids.eq(0);  // [B, L], true: padding
+    auto h = norm->forward(embed->forward(ids) + position->forward(positions));  // [B, L, D]
+    h = h.transpose(0, 1);  // [L, B, D]: no batch_first
+    h = encoder2->forward(encoder1->forward(h, {}, pad), {}, pad);
+    const auto valid = pad.logical_not().transpose(0, 1).unsqueeze(2).to(h.scalar_type());
+    const auto mean = (h * valid).sum(0) / valid.sum(0);  // [B, D]
+    return out->forward(mean);
+  }
+
+  std::int64_t parameter_count() {
+    std::int64_t n = 0;
+    for (const auto& p : parameters()) n += p.numel();
+    return n;
+  }
+
+  torch::nn::Embedding embed, position;
+  torch::nn::LayerNorm norm;
+  torch::nn::TransformerEncoderLayer encoder1, encoder2;
+  torch::nn::Linear out;
+  torch::Tensor positions;
+};
+TORCH_MODULE(TinyBert);
+
 // [rows, 16] int64 ids: the words of graft's bench_text for this seed.
 torch::Tensor token_ids(int rows, std::uint64_t seed) {
   auto v = peers::token_ids<std::int64_t>(std::size_t(rows), seed);
@@ -355,12 +415,14 @@ void BM_W6_resnet_inference_batch1(benchmark::State& state) {
   peers::set_samples(state, 1);
 }
 
-void BM_W7_charcnn_train_step_batch64(benchmark::State& state) {
+// A training step (Adam lr 1e-3, cross-entropy) of W7's or W8's Net at batch 64 on the shared ids;
+// Net's parameter count must be graft's.
+template <class Net, std::int64_t Parameters> void text_train_steps(benchmark::State& state) {
   constexpr int B = peers::kTrainBatch;
   torch::manual_seed(0);
-  CharCnn net;
-  if (net->parameter_count() != kCharCnnParameters) {
-    state.SkipWithError("the char-CNN's parameter count is not graft's");
+  Net net;
+  if (net->parameter_count() != Parameters) {
+    state.SkipWithError("the model's parameter count is not graft's");
     return;
   }
   torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(peers::kAdamLr));
@@ -371,15 +433,16 @@ void BM_W7_charcnn_train_step_batch64(benchmark::State& state) {
     auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
     loss.backward();
     opt.step();
-    benchmark::DoNotOptimize(loss.item<float>());
+    benchmark::DoNotOptimize(loss.template item<float>());
   }
   peers::set_samples(state, B);
 }
 
-void BM_W7_charcnn_inference_batch1(benchmark::State& state) {
+// Batch-1 inference (eval mode, InferenceMode) of W7's or W8's Net, one word per iteration.
+template <class Net> void text_inference_batch1(benchmark::State& state) {
   constexpr int N = peers::kTextInferSamples, L = peers::kTokens;
   torch::manual_seed(0);
-  CharCnn net;
+  Net net;
   net->eval();
   torch::InferenceMode inference;
   const auto data = peers::token_ids<std::int64_t>(N, peers::kSeedInfer);
@@ -389,7 +452,7 @@ void BM_W7_charcnn_inference_batch1(benchmark::State& state) {
     // As W2: copy the input (one word) in, then forward.
     std::memcpy(x.data_ptr<std::int64_t>(), data.data() + std::size_t(i) * L,
                 L * sizeof(std::int64_t));
-    auto logits = net->forward(x);
+    const torch::Tensor logits = net->forward(x);
     benchmark::DoNotOptimize(logits.data_ptr<float>());
     benchmark::ClobberMemory();
     i = i + 1 == N ? 0 : i + 1;
@@ -512,8 +575,11 @@ BENCHMARK(BM_W3_lenet_inference_batch1)->Name("W3_lenet_inference_batch1");
 BENCHMARK(BM_W4_finetune_frozen2_batch64)->Name("W4_finetune_frozen2_batch64");
 BENCHMARK(BM_W6_resnet_train_step_batch64)->Name("W6_resnet_train_step_batch64");
 BENCHMARK(BM_W6_resnet_inference_batch1)->Name("W6_resnet_inference_batch1");
-BENCHMARK(BM_W7_charcnn_train_step_batch64)->Name("W7_charcnn_train_step_batch64");
-BENCHMARK(BM_W7_charcnn_inference_batch1)->Name("W7_charcnn_inference_batch1");
+BENCHMARK(text_train_steps<CharCnn, kCharCnnParameters>)->Name("W7_charcnn_train_step_batch64");
+BENCHMARK(text_inference_batch1<CharCnn>)->Name("W7_charcnn_inference_batch1");
+BENCHMARK(text_train_steps<TinyBert, kTinyBertParameters>)
+    ->Name("W8_transformer_train_step_batch64");
+BENCHMARK(text_inference_batch1<TinyBert>)->Name("W8_transformer_inference_batch1");
 
 }  // namespace
 

@@ -82,6 +82,11 @@ static_assert([] {
   for (int p : kLengthPercent) sum += p;
   return sum;
 }() == 100);
+// W8's tiny transformer (§6.1's tiny BERT, dropout 0, 10-class head) on the same ids: embedding
+// kVocab x kBertWidth plus a learned embedding per position, layer norm, two post-norm encoder
+// layers (kBertHeads heads, feed-forward kBertFeedForward with GELU), the mean over the word's
+// positions, dense kOut. Same training settings as W7.
+inline constexpr int kBertWidth = 64, kBertHeads = 4, kBertFeedForward = 128;
 // Batch-1 inference cycles through this many samples (one per iteration), so that its latency is
 // the mean over the length histogram rather than one word's.
 inline constexpr int kTextInferSamples = 64;
