@@ -45,13 +45,14 @@ g::data::dataset images(std::size_t n, std::uint64_t seed) {
 // The hash of a model's parameters and buffers, and of its logits on the first 8 images, run one
 // at a time (the one-row kernels) and as one batch of 8.
 template <class M> std::uint64_t state_hash(const M& net, const g::data::dataset& ds) {
+  constexpr std::size_t in = M::input_shape::size;
   fnv1a h;
   net.for_each_saved([&](std::size_t, const float* p, std::size_t n) { h.values(p, n); });
   auto one = std::make_unique<g::runner<M, 1>>();
   auto eight = std::make_unique<g::runner<M, 8>>();
   for (std::size_t i = 0; i < 8; ++i) {
-    std::memcpy(one->input(), ds.features.data() + i * 784, 784 * sizeof(float));
-    std::memcpy(eight->input() + i * 784, ds.features.data() + i * 784, 784 * sizeof(float));
+    std::memcpy(one->input(), ds.features.data() + i * in, in * sizeof(float));
+    std::memcpy(eight->input() + i * in, ds.features.data() + i * in, in * sizeof(float));
     h.values(one->forward(net, 1), M::head_type::classes);
   }
   h.values(eight->forward(net, 8), 8 * M::head_type::classes);
@@ -77,6 +78,29 @@ using smooth_mlp = g::model<
     g::stack<g::input<1, 28, 28>, g::flatten, g::dense<40>, g::tanh, g::dense<24>, g::sigmoid>,
     g::classifier<10>>;
 using lenet = g::model<backbones::lenet, g::classifier<10>>;
+
+// Token models (issue 16) with padding masks: words of 1..12 ids from 20, padded to 12.
+g::data::dataset words(std::size_t n, std::uint64_t seed) {
+  g::splitmix64 rng(seed);
+  std::vector<float> x(n * 12, 0.0F);
+  std::vector<std::int32_t> y(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t len = 1 + rng.below(12);
+    for (std::size_t k = 0; k < len; ++k) x[i * 12 + k] = static_cast<float>(1 + rng.below(19));
+    y[i] = static_cast<std::int32_t>((len + static_cast<std::size_t>(x[i * 12])) % 4);
+  }
+  return g::data::make_classification("words", {12}, std::move(x), std::move(y), 4);
+}
+using char_cnn =
+    g::model<g::stack<g::input_tokens<12, 20>, g::embedding<20, 8>, g::conv1d<12, 3, g::pad<1>>,
+                      g::relu, g::conv1d<12, 3, g::stride<2>>, g::relu, g::global_max_pool_time,
+                      g::dense<8>, g::relu>,
+             g::classifier<4>>;
+using tiny_encoder = g::model<
+    g::stack<g::input_tokens<12, 20>, g::embedding<20, 8>, g::positional_embedding, g::layer_norm,
+             g::post_norm_encoder<8, 2, 16, 0>, g::pre_norm_encoder<8, 2, 16, 0, g::causal>,
+             g::layer_norm, g::global_mean_pool_time>,
+    g::classifier<4>>;
 using resnet = g::model<backbones::resnet, g::classifier<10>>;
 }  // namespace
 
@@ -127,4 +151,15 @@ TEST_CASE("reproducible: ResNet (batch norm, residual blocks), 3 AdamW steps") {
   auto net = g::make_model<resnet>(g::seed{7});
   g::pretrain(*net, ds, g::adamw{.lr = 0.003f}, g::steps{3}, g::batch<8>, g::seed{8});
   check_hash("resnet adamw", state_hash(*net, ds), {0x4534e99f813aaa15ULL, 0x2dfb6481d465fb1eULL});
+}
+
+TEST_CASE("reproducible: char-CNN and a tiny transformer with padding masks, 5 Adam steps") {
+  const auto ds = words(256, 9);
+  auto cnn = g::make_model<char_cnn>(g::seed{9});
+  g::pretrain(*cnn, ds, g::adam{.lr = 0.01f}, g::steps{5}, g::batch<16>, g::seed{10});
+  check_hash("char-cnn adam", state_hash(*cnn, ds), {0xaeefe3085ad0e946ULL, 0xe511357c3925f4c7ULL});
+  auto enc = g::make_model<tiny_encoder>(g::seed{11});
+  g::pretrain(*enc, ds, g::adam{.lr = 0.01f}, g::steps{5}, g::batch<16>, g::seed{12});
+  check_hash("tiny transformer adam", state_hash(*enc, ds),
+             {0x2f565607f7de725aULL, 0xbed7438306807fb8ULL});
 }
