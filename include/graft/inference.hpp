@@ -10,6 +10,7 @@
 #include "graft/layers/conv2d.hpp"
 #include "graft/layers/dense.hpp"
 #include "graft/layers/dropout.hpp"
+#include "graft/layers/embedding.hpp"
 #include "graft/layers/encoder.hpp"
 #include "graft/layers/lora.hpp"
 #include "graft/layers/per_position.hpp"
