@@ -4,7 +4,9 @@
 // comparing training from scratch with the fine-tuning methods, and print the tables: accuracy
 // (mean +- sample std over seeds) and wall time per run, the paired difference method - scratch
 // (same seed), learning curves of scratch and full fine-tuning, per-language accuracy at k = 100;
-// and write the curves as an SVG chart.
+// and write the curves as an SVG chart. run<Backbone, LoraBackbone> adds a sixth method, LoRA: the
+// pre-trained backbone copied into LoraBackbone (the same with lora<dense<N>, R> layers) by
+// with_adapters, trained with freeze::adapters_only.
 //
 // Every method sees the same token ids: the vocabulary is the source training words', assigned
 // to the scratch model too, and read back from the pre-trained weight file for the others.
@@ -21,6 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <graft/data/tokenizer.hpp>
@@ -40,12 +43,16 @@ struct config {
   std::size_t jobs = 1;     ///< seeds run at a time (one thread each)
   std::string plot;         ///< the chart's path
   std::string source_file;  ///< where the pre-trained model is saved
+  bool epoch_log = false;   ///< print the pre-training loss and time after every epoch
+  std::string lora_note;    ///< printed under the target task's header (what LoRA adapts)
 };
 
-inline constexpr std::size_t n_methods = 5;
-inline const char* const methods[n_methods] = {"scratch", "linear probe", "full fine-tuning",
-                                               "frozen embedding", "LP-FT"};
-inline constexpr std::size_t scratch = 0, full = 2;
+inline constexpr std::size_t n_methods = 6;  ///< the sixth, LoRA, only with a LoRA backbone
+inline const char* const methods[n_methods] = {
+    "scratch", "linear probe", "full fine-tuning", "frozen embedding", "LP-FT", "LoRA"};
+inline constexpr std::size_t scratch = 0, full = 2, lora = 5;
+/// run<Backbone>'s default second argument: no LoRA method.
+struct no_adapters {};
 inline constexpr std::size_t n_checkpoints = 4;
 
 /// 25, 50, 100, 300 for 300 steps.
@@ -101,7 +108,7 @@ inline std::array<double, wordlang::n_target> per_class(const g::evaluation& e) 
   return a;
 }
 
-template <class Net, std::size_t B>
+template <class Net, class LoraNet, std::size_t B>
 seed_result run_seed(std::size_t k, std::size_t s, const config& cfg, const Net& source,
                      const g::text::char_vocabulary& vocabulary, const g::data::dataset& pool,
                      const g::data::dataset& test) {
@@ -110,7 +117,7 @@ seed_result run_seed(std::size_t k, std::size_t s, const config& cfg, const Net&
   const auto checkpoints = checkpoints_of(cfg.steps);
   const auto train = pool.few_shot(k, g::seed{s});
   seed_result out;
-  for (std::size_t m = 0; m < n_methods; ++m) {
+  for (std::size_t m = 0; m < lora; ++m) {
     const std::string method = methods[m];
     std::unique_ptr<Net> net;
     if (m == scratch) {  // a fresh model that reads the ids as the source model does
@@ -138,8 +145,8 @@ seed_result run_seed(std::size_t k, std::size_t s, const config& cfg, const Net&
       run(g::freeze::none{}, ft);
     else if (method == "linear probe")
       run(g::freeze::backbone{}, probe);
-    else if (method == "frozen embedding")  // the embedding is layer 0
-      run(g::freeze::first<1>{}, ft);
+    else if (method == "frozen embedding")  // token (and positional) embeddings
+      run(g::freeze::embeddings{}, ft);
     else if (method == "LP-FT")
       g::lp_ft(*net, train, probe, ft, g::probe_steps{cfg.steps / 2},
                g::full_steps{cfg.steps - cfg.steps / 2}, g::batch<B>, g::seed{s}, g::quiet);
@@ -149,10 +156,22 @@ seed_result run_seed(std::size_t k, std::size_t s, const config& cfg, const Net&
     out.accuracy[m] = ev.accuracy;
     out.per_language[m] = per_class(ev);
   }
+  if constexpr (!std::is_void_v<LoraNet>) {  // the adapters on a fresh head, as attach gives
+    const auto base = g::attach<typename Net::head_type>(std::make_unique<Net>(source), g::seed{s});
+    auto net = g::with_adapters<LoraNet>(*base, g::seed{s});
+    const auto t0 = std::chrono::steady_clock::now();
+    g::finetune<g::freeze::adapters_only>(*net, train, ft, g::steps{cfg.steps}, g::batch<B>,
+                                          g::seed{s}, g::quiet);
+    out.seconds[lora] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const auto ev = g::evaluate(*net, test);
+    out.accuracy[lora] = ev.accuracy;
+    out.per_language[lora] = per_class(ev);
+  }
   return out;
 }
 
-template <class Net, std::size_t B>
+template <class Net, class LoraNet, std::size_t B>
 result run_k(std::size_t k, const config& cfg, const Net& source,
              const g::text::char_vocabulary& vocabulary, const g::data::dataset& pool,
              const g::data::dataset& test) {
@@ -166,7 +185,7 @@ result run_k(std::size_t k, const config& cfg, const Net& source,
     workers.emplace_back([&, j] {
       try {
         for (std::size_t s = j; s < cfg.seeds; s += jobs)
-          res.seeds[s] = run_seed<Net, B>(k, s, cfg, source, vocabulary, pool, test);
+          res.seeds[s] = run_seed<Net, LoraNet, B>(k, s, cfg, source, vocabulary, pool, test);
       } catch (...) {
         const std::lock_guard<std::mutex> lock(m);
         failed = std::current_exception();
@@ -184,10 +203,15 @@ inline std::string pct(const examples::stats& s) {
 }
 
 /// Pre-trains, fine-tunes, prints the tables and writes the chart (see the top of this file).
-template <class Backbone>
+template <class Backbone, class LoraBackbone = no_adapters>
 void run(const std::string& label, const wordlang::datasets& d, const config& cfg) {
   using source_net = g::model<Backbone, g::classifier<wordlang::n_source>>;
   using target_net = g::model<Backbone, g::classifier<wordlang::n_target>>;
+  constexpr bool with_lora = !std::is_same_v<LoraBackbone, no_adapters>;
+  using lora_net =
+      std::conditional_t<with_lora, g::model<LoraBackbone, g::classifier<wordlang::n_target>>,
+                         void>;
+  constexpr std::size_t count = with_lora ? n_methods : lora;  // methods shown
   std::printf("== %s backbone: %s (%zu parameters; + classifier<10> %zu, classifier<5> %zu)\n\n",
               label.c_str(), target_net::backbone_description().c_str(), Backbone::parameter_count,
               source_net::parameter_count - Backbone::parameter_count,
@@ -197,8 +221,14 @@ void run(const std::string& label, const wordlang::datasets& d, const config& cf
   {
     auto net = g::make_model<source_net>(g::seed{0});
     d.vocabulary.assign_to(*net);  // saved with the weights
+    const auto epoch = g::on_epoch([&](const g::epoch_info& e) {
+      if (cfg.epoch_log)
+        std::printf("pre-training epoch %zu/%zu: mean training loss %.4f, %.1f s since the start\n",
+                    e.epoch + 1, cfg.epochs, e.mean_loss, e.seconds);
+      std::fflush(stdout);
+    });
     const auto rep = g::pretrain(*net, d.source_train, g::adam{.lr = 1e-3f}, g::epochs{cfg.epochs},
-                                 g::batch<64>, g::seed{0});
+                                 g::batch<64>, g::seed{0}, epoch);
     g::save(*net, cfg.source_file);
     const auto ev = g::evaluate(*net, d.source_test);
     std::printf(
@@ -230,8 +260,10 @@ void run(const std::string& label, const wordlang::datasets& d, const config& cf
 
   const auto t0 = std::chrono::steady_clock::now();
   std::map<std::size_t, result> res;
-  res[10] = run_k<target_net, 50>(10, cfg, *source, vocabulary, d.target_pool, d.target_test);
-  res[100] = run_k<target_net, 64>(100, cfg, *source, vocabulary, d.target_pool, d.target_test);
+  res[10] =
+      run_k<target_net, lora_net, 50>(10, cfg, *source, vocabulary, d.target_pool, d.target_test);
+  res[100] =
+      run_k<target_net, lora_net, 64>(100, cfg, *source, vocabulary, d.target_pool, d.target_test);
   const double grid = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto checkpoints = checkpoints_of(cfg.steps);
 
@@ -244,8 +276,9 @@ void run(const std::string& label, const wordlang::datasets& d, const config& cf
       d.target_test.size(), cfg.seeds,
       (cfg.jobs > 1 ? " (" + std::to_string(cfg.jobs) + " runs at a time)" : std::string()).c_str(),
       grid);
+  if (!cfg.lora_note.empty()) std::printf("%s\n\n", cfg.lora_note.c_str());
   std::printf("| method | k=10 | k=100 | time k=10 / k=100 |\n|---|---|---|---|\n");
-  for (std::size_t m = 0; m < n_methods; ++m)
+  for (std::size_t m = 0; m < count; ++m)
     std::printf("| %s | %s | %s | %.3f / %.3f s |\n", methods[m], pct(res[10].accuracy(m)).c_str(),
                 pct(res[100].accuracy(m)).c_str(), res[10].seconds(m).mean(),
                 res[100].seconds(m).mean());
@@ -256,7 +289,7 @@ void run(const std::string& label, const wordlang::datasets& d, const config& cf
       "method is ahead)\n\n",
       cfg.seeds);
   std::printf("| method | k=10 | k=100 |\n|---|---|---|\n");
-  for (std::size_t m = 1; m < n_methods; ++m) {
+  for (std::size_t m = 1; m < count; ++m) {
     std::printf("| %s |", methods[m]);
     for (std::size_t k : {10, 100}) {
       const auto p = res[k].paired(m);
