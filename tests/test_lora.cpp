@@ -209,3 +209,95 @@ TEST_CASE("LoRA on a device: the base in flash, the adapters in RAM; a step as t
   // RAM: only the adapters and the head are copied in
   static_assert(device_t::trainable_parameter_count == 6 * 2 + 2 * 8 + 8 * 3 + 3 * 5 + 5 * 3 + 3);
 }
+
+// ---- LoRA on attention's query and value projections (lora_qv) ----------------------------------
+namespace {
+template <std::size_t L, std::size_t D, std::size_t H, bool C, std::size_t R>
+struct attention_lora_randomised : g::multi_head_attention_layer<double, L, D, H, C, R, R> {
+  void init(g::splitmix64& rng) {
+    g::multi_head_attention_layer<double, L, D, H, C, R, R>::init(rng);
+    for (std::size_t i = 0; i < R * D; ++i) this->adapters.b_q.data()[i] = rng.uniform(-1, 1);
+    for (std::size_t i = 0; i < R * D; ++i) this->adapters.b_v.data()[i] = rng.uniform(-1, 1);
+    for (std::size_t i = 0; i < 3 * D; ++i) this->b_qkv.data()[i] = rng.uniform(-0.5, 0.5);
+  }
+};
+using enc_base = g::model<g::stack<g::input_tokens<8, V>, g::embedding<V, 8>,
+                                   g::post_norm_encoder<8, 2, 16, 0>, g::global_mean_pool_time>,
+                          g::classifier<3>>;
+using enc_lora =
+    g::model<g::stack<g::input_tokens<8, V>, g::embedding<V, 8>,
+                      g::post_norm_encoder<8, 2, 16, 0, g::lora_qv<2>>, g::global_mean_pool_time>,
+             g::classifier<3>>;
+static_assert(std::is_same_v<g::strip_adapters_t<enc_lora>, enc_base>);
+}  // namespace
+
+TEST_CASE("lora_qv: attention with adapters on q and v; gradients, B = 0, pruning, merging") {
+  using att = g::multi_head_attention<2, g::lora_qv<2>>::bind<float, g::shape<8, 8>>;
+  static_assert(att::params.size() == 8 && att::params[4].tag == g::param_tag::adapter);
+  static_assert(att::parameter_count == 8 * 24 + 24 + 64 + 8 + 4 * 8 * 2);
+  CHECK(att::name() == "multi_head_attention<2,lora_qv<2,2>>");
+  // gradient checks (double), B nonzero, with padding masks and causal
+  g::testing::layer_input in;
+  in.lengths = {5, 1, 3, 0};
+  require_clean(g::testing::check_layer<attention_lora_randomised<5, 4, 2, false, 2>, 4>(21, in));
+  require_clean(g::testing::check_layer<attention_lora_randomised<5, 4, 1, true, 3>, 4>(22, in));
+
+  // with_adapters: B = 0 gives the base logits; adapters_only trains 4 D R per attention + head
+  using tr = g::trainer<enc_lora, 8, g::adam, g::freeze::adapters_only>;
+  static_assert(tr::trainable_parameter_count == 4 * 8 * 2 + 8 * 3 + 3);
+  auto base = g::make_model<enc_base>(g::seed{31});
+  auto net = g::with_adapters<enc_lora>(*base, g::seed{32});
+  g::data::dataset ds;
+  ds.name = "tokens";
+  ds.sample_shape = {8};
+  g::splitmix64 rng(33);
+  for (std::size_t i = 0; i < 64; ++i) {
+    const std::size_t n = 1 + rng.below(8);
+    for (std::size_t k = 0; k < 8; ++k)
+      ds.features.push_back(k < n ? static_cast<float>(1 + rng.below(V - 1)) : 0.0F);
+    ds.labels.push_back(
+        static_cast<std::int32_t>((n + static_cast<std::size_t>(ds.features[i * 8])) % 3));
+  }
+  ds.class_ids = {0, 1, 2};
+  auto rb = std::make_unique<g::runner<enc_base, 64>>();
+  auto rl = std::make_unique<g::runner<enc_lora, 64>>();
+  std::copy(ds.features.begin(), ds.features.end(), rb->input());
+  std::copy(ds.features.begin(), ds.features.end(), rl->input());
+  {
+    const float* a = rb->forward(*base, 64);
+    const float* b = rl->forward(*net, 64);
+    for (std::size_t i = 0; i < 64 * 3; ++i) CHECK(a[i] == b[i]);  // t B with B = 0 adds +0
+  }
+  g::finetune<g::freeze::adapters_only>(*net, ds, g::adam{.lr = 0.01F}, g::steps{20}, g::batch<16>,
+                                        g::seed{34});
+  // the base weights did not move, the adapters did
+  CHECK(net->layer<1>().inner<0>().w_qkv.data()[5] == base->layer<1>().inner<0>().w_qkv.data()[5]);
+  bool moved = false;
+  for (std::size_t i = 0; i < 2 * 8; ++i)
+    moved = moved || net->layer<1>().inner<0>().adapters.b_v.data()[i] != 0.0F;
+  CHECK(moved);
+  // a runner's forward overwrites its input (ping-pong buffers): the ids again before each pass
+  auto ids = [&] {
+    std::copy(ds.features.begin(), ds.features.end(), rb->input());
+    std::copy(ds.features.begin(), ds.features.end(), rl->input());
+  };
+  {  // the adapters change the logits
+    ids();
+    const float* a = rb->forward(*base, 64);
+    const float* b = rl->forward(*net, 64);
+    double moved_logits = 0;
+    for (std::size_t i = 0; i < 64 * 3; ++i)
+      moved_logits = std::max(moved_logits, std::abs(double(a[i]) - b[i]));
+    MESSAGE("attention LoRA: adapted vs base logits, largest difference " << moved_logits);
+    CHECK(moved_logits > 1e-3);
+  }
+  auto merged = g::merge_adapters(*net);
+  static_assert(std::is_same_v<std::remove_cvref_t<decltype(*merged)>, enc_base>);
+  ids();
+  const float* a = rb->forward(*merged, 64);
+  const float* b = rl->forward(*net, 64);
+  double worst = 0;
+  for (std::size_t i = 0; i < 64 * 3; ++i) worst = std::max(worst, std::abs(double(a[i]) - b[i]));
+  MESSAGE("attention LoRA: merged vs adapted logits, largest difference " << worst);
+  CHECK(worst < 1e-5);
+}

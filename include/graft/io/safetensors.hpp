@@ -461,8 +461,12 @@ struct torch_kind<conv1d_layer<T, L, C, F, K, S, P, B, I>> {
 };
 
 // kind 7: nn.MultiheadAttention's in_proj and out_proj, both weights transposed as dense's.
-template <class T, std::size_t L, std::size_t D, std::size_t H, bool C>
-struct torch_kind<multi_head_attention_layer<T, L, D, H, C>> {
+template <class T, std::size_t L, std::size_t D, std::size_t H, bool C, std::size_t R,
+          std::size_t A>
+struct torch_kind<multi_head_attention_layer<T, L, D, H, C, R, A>> {
+  static_assert(R == 0,
+                "graft: safetensors of an attention layer with LoRA adapters (lora_qv): "
+                "merge_adapters(net) first (PyTorch has no layout for graft's fused-qkv adapters)");
   static constexpr int value = 7;
   static constexpr std::size_t d = D;
 };

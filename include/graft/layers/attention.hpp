@@ -68,8 +68,34 @@ GRAFT_BEGIN_NAMESPACE
 /// Option of multi_head_attention: query i attends to keys j <= i only.
 struct causal {};
 
+/// Option of multi_head_attention: rank-R LoRA adapters on the query and value projections
+/// (Hu et al.): q += s (x A_q) B_q, v += s (x A_v) B_v with s = Alpha / R; A uniform in
+/// [-1/sqrt(D), 1/sqrt(D)], B = 0. The adapters are four more parameter tensors (tag adapter):
+/// freeze::adapters_only trains them alone; merge_adapters folds them into W_qkv.
+template <std::size_t R, std::size_t Alpha = R> struct lora_qv {
+  static_assert(R > 0, "graft: lora_qv<R> needs a rank R > 0");
+};
+
+namespace detail {
+template <class O> struct lora_qv_of { static constexpr std::size_t rank = 0, alpha = 0; };
+template <std::size_t R, std::size_t A> struct lora_qv_of<lora_qv<R, A>> {
+  static constexpr std::size_t rank = R, alpha = A;
+};
+template <class O> inline constexpr bool is_lora_qv_v = lora_qv_of<O>::rank > 0;
+
+/// The adapters of an attention layer with lora_qv<R>: A_q, B_q, A_v, B_v.
+template <class T, std::size_t D, std::size_t R> struct attention_adapters {
+  tensor<T, D, R> a_q;
+  tensor<T, R, D> b_q;
+  tensor<T, D, R> a_v;
+  tensor<T, R, D> b_v;
+};
+template <class T, std::size_t D> struct attention_adapters<T, D, 0> {};
+}  // namespace detail
+
 /// Bound multi-head self-attention: input and output [L, D], H heads of D / H.
-template <class T, std::size_t L, std::size_t D, std::size_t H, bool Causal>
+template <class T, std::size_t L, std::size_t D, std::size_t H, bool Causal, std::size_t R = 0,
+          std::size_t Alpha = 0>
 class multi_head_attention_layer {
   static_assert(H > 0 && D % H == 0,
                 "graft: multi_head_attention<H>: the width D of its [L, D] input must be a "
@@ -84,25 +110,46 @@ class multi_head_attention_layer {
   using input_shape = shape<L, D>;
   using output_shape = shape<L, D>;
   static constexpr sequence_use sequence = sequence_use::masked;
-  static constexpr std::size_t parameter_count = D * D3 + D3 + D * D + D;
-  static constexpr std::array<param_desc, 4> params{{{D * D3, role::weight, param_tag::attention},
-                                                     {D3, role::bias, param_tag::attention},
-                                                     {D * D, role::weight, param_tag::attention},
-                                                     {D, role::bias, param_tag::attention}}};
+  static constexpr std::size_t lora_rank = R;  ///< 0: no adapters
+  static constexpr std::size_t lora_alpha = Alpha;
+  static constexpr std::size_t parameter_count = D * D3 + D3 + D * D + D + 4 * D * R;
+  static constexpr auto params = [] {
+    constexpr param_desc base[4] = {{D * D3, role::weight, param_tag::attention},
+                                    {D3, role::bias, param_tag::attention},
+                                    {D * D, role::weight, param_tag::attention},
+                                    {D, role::bias, param_tag::attention}};
+    if constexpr (R == 0) {
+      return std::array<param_desc, 4>{{base[0], base[1], base[2], base[3]}};
+    } else {
+      constexpr param_desc a{D * R, role::weight, param_tag::adapter};
+      return std::array<param_desc, 8>{{base[0], base[1], base[2], base[3], a, a, a, a}};
+    }
+  }();
+  /// s = Alpha / R (0 without adapters)
+  static constexpr T lora_scale =
+      R == 0 ? T(0) : static_cast<T>(static_cast<double>(Alpha) / static_cast<double>(R));
 
   tensor<T, D, D3> w_qkv;  ///< [D, 3D]: PyTorch's in_proj_weight transposed
   tensor<T, D3> b_qkv;     ///< PyTorch's in_proj_bias
   tensor<T, D, D> w_o;     ///< [D, D]: PyTorch's out_proj.weight transposed
   tensor<T, D> b_o;        ///< PyTorch's out_proj.bias
+  [[no_unique_address]] detail::attention_adapters<T, D, R> adapters;  ///< with lora_qv<R>
 
   static std::string name() {
-    return "multi_head_attention<" + std::to_string(H) + (Causal ? ",causal" : "") + ">";
+    return "multi_head_attention<" + std::to_string(H) + (Causal ? ",causal" : "") +
+           (R > 0 ? ",lora_qv<" + std::to_string(R) + "," + std::to_string(Alpha) + ">" : "") + ">";
   }
   T* param(std::size_t j) noexcept {
+    if constexpr (R > 0) {
+      if (j == 4) return adapters.a_q.data();
+      if (j == 5) return adapters.b_q.data();
+      if (j == 6) return adapters.a_v.data();
+      if (j == 7) return adapters.b_v.data();
+    }
     return j == 0 ? w_qkv.data() : j == 1 ? b_qkv.data() : j == 2 ? w_o.data() : b_o.data();
   }
   const T* param(std::size_t j) const noexcept {
-    return j == 0 ? w_qkv.data() : j == 1 ? b_qkv.data() : j == 2 ? w_o.data() : b_o.data();
+    return const_cast<multi_head_attention_layer*>(this)->param(j);
   }
 
   /// nn.MultiheadAttention's: xavier_uniform_(in_proj_weight) (fan_in D, fan_out 3D), out_proj
@@ -112,6 +159,17 @@ class multi_head_attention_layer {
     init::pytorch::weight(w_o.data(), D * D, D, D, rng);
     b_qkv.fill(T(0));
     b_o.fill(T(0));
+    if constexpr (R > 0) init_adapters(rng);
+  }
+  /// A_q, A_v uniform in [-1/sqrt(D), 1/sqrt(D)] (nn.Linear's default), B_q = B_v = 0.
+  void init_adapters(splitmix64& rng) requires(R > 0) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(D));
+    for (std::size_t i = 0; i < D * R; ++i)
+      adapters.a_q.data()[i] = static_cast<T>(rng.uniform(-bound, bound));
+    for (std::size_t i = 0; i < D * R; ++i)
+      adapters.a_v.data()[i] = static_cast<T>(rng.uniform(-bound, bound));
+    adapters.b_q.fill(T(0));
+    adapters.b_v.fill(T(0));
   }
 
   /// Workspace elements. Evaluation: per thread slot (at most one per sample) one sample's
@@ -122,14 +180,14 @@ class multi_head_attention_layer {
   }
   static constexpr std::size_t training_workspace(std::size_t rows) noexcept {
     return aligned_count<T>(rows * L * D) + aligned_count<T>(rows * L * D3) +
-           slots(rows) * training_slot + aligned_count<T>(D3);
+           slots(rows) * training_slot + aligned_count<T>(D3) + lora_training(rows);
   }
 
   /// Samples are independent: with threads (parallel.hpp) they are split between them, each with
   /// its own slot of ws; every sample's result is the same either way.
   void forward(const T* x, T* y, std::size_t rows, T* ws, sequence_mask m = {}) const noexcept {
-    const T* p[4] = {w_qkv.data(), b_qkv.data(), w_o.data(), b_o.data()};
-    forward_from(p, nullptr, x, y, rows, ws, m);
+    const auto p = pointers();
+    forward_from(p.data(), nullptr, x, y, rows, ws, m);
   }
   /// Training forward: the evaluation forward (backward recomputes what it needs).
   template <train_mode> void forward_train(const T* x, T* y, std::size_t rows, T* ws,
@@ -149,7 +207,7 @@ class multi_head_attention_layer {
       for (std::size_t r = begin; r < end; ++r) {
         const std::size_t n = m.length(r, L);
         T* yr = y + r * L * D;
-        project_qkv(p, x + r * L * D, n, qkv, hd);
+        project_qkv(p, x + r * L * D, n, qkv, hd, s + forward_slot - lora_slot, nullptr, nullptr);
         kernels::fill(L * D, T(0), o);
         for (std::size_t h = 0; h < H; ++h) {
           probabilities(hd, h, n, pr);
@@ -165,8 +223,8 @@ class multi_head_attention_layer {
   template <bool InputGrad, unsigned GradMask, train_mode Mode>
   void backward(const T* x, const T* y, const T* dy, T* dx, T* const* grads, std::size_t rows,
                 T* ws, sequence_mask m = {}) const noexcept {
-    const T* p[4] = {w_qkv.data(), b_qkv.data(), w_o.data(), b_o.data()};
-    backward_from<InputGrad, GradMask, Mode>(p, nullptr, x, y, dy, dx, grads, rows, ws, m);
+    const auto p = pointers();
+    backward_from<InputGrad, GradMask, Mode>(p.data(), nullptr, x, y, dy, dx, grads, rows, ws, m);
   }
   /// The same from parameters p read in place (training on a device: train/device.hpp). Per
   /// sample (threads split the samples): the forward internals recomputed, then head by head dO,
@@ -180,11 +238,19 @@ class multi_head_attention_layer {
     constexpr bool bqkv_grad = (GradMask & 2U) != 0;
     constexpr bool wo_grad = (GradMask & 4U) != 0;
     constexpr bool bo_grad = (GradMask & 8U) != 0;
-    constexpr bool need_dqkv = InputGrad || wqkv_grad || bqkv_grad;
+    constexpr bool lora_grad = R > 0 && (GradMask & 0xF0U) != 0;
+    constexpr bool need_dqkv = InputGrad || wqkv_grad || bqkv_grad || lora_grad;
     T* o_all = ws;
     T* dqkv_all = o_all + aligned_count<T>(rows * L * D);
     T* slots_at = dqkv_all + aligned_count<T>(rows * L * D3);
     T* part = slots_at + slots(rows) * training_slot;
+    // LoRA (lora_qv): per sample t_q, t_v (s x A), dt_q, dt_v (s dQ B^T), dQ and dV contiguous
+    T* lora_at = part + aligned_count<T>(D3);
+    const std::size_t lr = R > 0 ? aligned_count<T>(rows * L * R) : 0;
+    const std::size_t ld = R > 0 ? aligned_count<T>(rows * L * D) : 0;
+    T* t_all[2] = {lora_at, lora_at + lr};
+    T* dt_all[2] = {lora_at + 2 * lr, lora_at + 3 * lr};
+    T* dc_all[2] = {lora_at + 4 * lr, lora_at + 4 * lr + ld};
     if constexpr (need_dqkv || wo_grad)
       parallel::for_slots(rows, 1, [&](std::size_t begin, std::size_t end, std::size_t slot) {
         T* qkv = slots_at + slot * training_slot;  // then do's head, one head's output
@@ -199,7 +265,9 @@ class multi_head_attention_layer {
           const T* dyr = dy + r * L * D;
           T* o = o_all + r * L * D;
           T* dq = dqkv_all + r * L * D3;
-          project_qkv(p, x + r * L * D, n, qkv, hd);
+          T* tr[2] = {t_all[0] + r * L * R, t_all[1] + r * L * R};
+          project_qkv(p, x + r * L * D, n, qkv, hd, qkv + training_slot - lora_slot,
+                      R > 0 ? tr[0] : nullptr, R > 0 ? tr[1] : nullptr);
           if constexpr (wo_grad) kernels::fill(L * D, T(0), o);
           if constexpr (need_dqkv) kernels::fill(L * D3, T(0), dq);
           for (std::size_t h = 0; h < H; ++h) {
@@ -207,9 +275,24 @@ class multi_head_attention_layer {
             if constexpr (wo_grad) head_output(hd, h, n, pr, oh, o);
             if constexpr (need_dqkv) head_gradients(p, hd, h, n, pr, dyr, doh, dp, dh3, dq);
           }
+          if constexpr (R > 0 && (InputGrad || lora_grad)) {
+            // dQ, dV contiguous; dt = s dQ B^T (and the same for v)
+            for (std::size_t t = 0; t < 2; ++t) {
+              T* dc = dc_all[t] + r * L * D;
+              T* dt = dt_all[t] + r * L * R;
+              for (std::size_t i = 0; i < n; ++i)
+                kernels::copy(D, dq + i * D3 + 2 * t * D, dc + i * D);
+              if (n > 0) kernels::gemm_nt_packed<R, D>(n, dc, p[5 + 2 * t], dt);
+              for (std::size_t i = 0; i < n * R; ++i) dt[i] *= lora_scale;
+            }
+          }
           if constexpr (InputGrad) {
             T* dxr = dx + r * L * D;
             if (n > 0) kernels::gemm_nt_packed<D, D3>(n, dq, p[0], dxr);
+            if constexpr (R > 0)  // + dt_q A_q^T + dt_v A_v^T
+              for (std::size_t t = 0; t < 2; ++t)
+                if (n > 0)
+                  kernels::gemm_nt_packed<D, R>(n, dt_all[t] + r * L * R, p[4 + 2 * t], dxr, true);
             kernels::fill((L - n) * D, T(0), dxr + n * D);
           }
         }
@@ -230,6 +313,30 @@ class multi_head_attention_layer {
                                    grads[2] + begin * D, true);
         }
       });
+    if constexpr (lora_grad) {  // sample after sample, valid rows ascending
+      for (std::size_t t = 0; t < 2; ++t) {
+        constexpr unsigned a_bit = 1U << 4, b_bit = 1U << 5;
+        const bool ga = (GradMask & (a_bit << (2 * t))) != 0;
+        const bool gb = (GradMask & (b_bit << (2 * t))) != 0;
+        T* da = grads[4 + 2 * t];
+        T* db = grads[5 + 2 * t];
+        bool any = false;
+        for (std::size_t r = 0; r < rows; ++r) {
+          const std::size_t n = m.length(r, L);
+          if (n == 0) continue;
+          if (ga)  // dA = x^T dt
+            kernels::gemm_bcast<R>(D, n, x + r * L * D, 1, D, dt_all[t] + r * L * R, da, any);
+          if (gb)  // dB = t^T dQ
+            kernels::gemm_bcast<D>(R, n, t_all[t] + r * L * R, 1, R, dc_all[t] + r * L * D, db,
+                                   any);
+          any = true;
+        }
+        if (!any) {
+          if (ga) kernels::fill(D * R, T(0), da);
+          if (gb) kernels::fill(R * D, T(0), db);
+        }
+      }
+    }
     if constexpr (bqkv_grad) bias_gradient<D3>(dqkv_all, rows, m, part, grads[1]);
     if constexpr (bo_grad) bias_gradient<D>(dy, rows, m, part, grads[3]);
   }
@@ -239,10 +346,26 @@ class multi_head_attention_layer {
   static constexpr std::size_t heads_elements = aligned_count<T>(3 * L * D);
   static constexpr std::size_t probs_elements = aligned_count<T>(L * L);
   static constexpr std::size_t out_elements = aligned_count<T>(L * D);
+  // with lora_qv: one sample's q or v delta and its t = s x A (when not kept)
+  static constexpr std::size_t lora_slot =
+      R == 0 ? 0 : aligned_count<T>(L * D) + aligned_count<T>(L * (R > 0 ? R : 1));
   static constexpr std::size_t forward_slot =
-      qkv_elements + heads_elements + probs_elements + out_elements;
+      qkv_elements + heads_elements + probs_elements + out_elements + lora_slot;
+  // LoRA's scratch in training: t_q, t_v, dt_q, dt_v of every sample, and dQ, dV contiguous.
+  static constexpr std::size_t lora_training(std::size_t rows) noexcept {
+    return R == 0 ? 0 : 4 * aligned_count<T>(rows * L * R) + 2 * aligned_count<T>(rows * L * D);
+  }
+  auto pointers() const noexcept {
+    if constexpr (R == 0) {
+      return std::array<const T*, 4>{w_qkv.data(), b_qkv.data(), w_o.data(), b_o.data()};
+    } else {
+      return std::array<const T*, 8>{w_qkv.data(),        b_qkv.data(),        w_o.data(),
+                                     b_o.data(),          adapters.a_q.data(), adapters.b_q.data(),
+                                     adapters.a_v.data(), adapters.b_v.data()};
+    }
+  }
   static constexpr std::size_t training_slot =
-      qkv_elements + heads_elements + 2 * probs_elements + aligned_count<T>(3 * L * dh);
+      qkv_elements + heads_elements + 2 * probs_elements + aligned_count<T>(3 * L * dh) + lora_slot;
   static_assert(2 * L * dh <= qkv_elements, "one head's output and dO fit where qkv was");
 
   static constexpr std::size_t slots(std::size_t rows) noexcept {
@@ -275,11 +398,27 @@ class multi_head_attention_layer {
     }
   }
 
-  // qkv[l] = b_qkv + x_r[l] W_qkv for l < n, then rearranged head by head into hd
-  // (hd[t][h][l][c] = qkv[l][t D + h dh + c]; rows l >= n zero).
-  static void project_qkv(const T* const* p, const T* xr, std::size_t n, T* qkv, T* hd) noexcept {
+  // qkv[l] = b_qkv + x_r[l] W_qkv for l < n (with lora_qv, then q += t_q B_q and v += t_v B_v,
+  // t = s x A, into tq / tv when given, else into scratch; delta: L x D scratch), then rearranged
+  // head by head into hd (hd[t][h][l][c] = qkv[l][t D + h dh + c]; rows l >= n zero).
+  static void project_qkv(const T* const* p, const T* xr, std::size_t n, T* qkv, T* hd,
+                          [[maybe_unused]] T* delta, [[maybe_unused]] T* tq,
+                          [[maybe_unused]] T* tv) noexcept {
     for (std::size_t i = 0; i < n; ++i) kernels::copy(D3, p[1], qkv + i * D3);
     if (n > 0) kernels::gemm_bcast<D3>(n, D, xr, D, 1, p[0], qkv, true);
+    if constexpr (R > 0) {
+      if (n > 0)
+        for (std::size_t t = 0; t < 2; ++t) {
+          // t_x = s x A (tq / tv, or the delta scratch's tail when not kept), delta = t_x B
+          T* tx = t == 0 ? tq : tv;
+          if (tx == nullptr) tx = delta + aligned_count<T>(L * D);
+          kernels::gemm_bcast<R>(n, D, xr, D, 1, p[4 + 2 * t], tx, false);
+          for (std::size_t i = 0; i < n * R; ++i) tx[i] *= lora_scale;
+          kernels::gemm_bcast<D>(n, R, tx, R, 1, p[5 + 2 * t], delta, false);
+          for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t c = 0; c < D; ++c) qkv[i * D3 + 2 * t * D + c] += delta[i * D + c];
+        }
+    }
     for (std::size_t t = 0; t < 3; ++t)
       for (std::size_t h = 0; h < H; ++h) {
         T* b = block(hd, t, h);
@@ -363,9 +502,14 @@ class multi_head_attention_layer {
 /// causal. See the file comment.
 template <std::size_t H, class... Options> struct multi_head_attention {
   static_assert(H > 0, "graft: multi_head_attention<H> needs H > 0 heads");
-  static_assert((std::is_same_v<Options, causal> && ...),
-                "graft: multi_head_attention<H, options...>: the only option is causal");
+  static_assert(((std::is_same_v<Options, causal> || detail::is_lora_qv_v<Options>)&&...),
+                "graft: multi_head_attention<H, options...>: the options are causal and "
+                "lora_qv<R, Alpha>");
   static constexpr bool is_causal = (std::is_same_v<Options, causal> || ...);
+  static constexpr std::size_t lora_rank =
+      (std::size_t{0} + ... + detail::lora_qv_of<Options>::rank);
+  static constexpr std::size_t lora_alpha =
+      (std::size_t{0} + ... + detail::lora_qv_of<Options>::alpha);
   using expects =
       diagnostics::expects_a_sequence_of_rows_length_x_width_such_as_an_embedding_output;
   template <class In> static constexpr bool accepts_impl() {
@@ -376,7 +520,7 @@ template <std::size_t H, class... Options> struct multi_head_attention {
   }
   template <class In> static constexpr bool accepts = accepts_impl<In>();
   template <class T, class In> using bind =
-      multi_head_attention_layer<T, In::dims[0], In::dims[1], H, is_causal>;
+      multi_head_attention_layer<T, In::dims[0], In::dims[1], H, is_causal, lora_rank, lora_alpha>;
 };
 
 GRAFT_END_NAMESPACE

@@ -14,6 +14,7 @@
 #include <memory>
 #include <type_traits>
 
+#include "graft/layers/attention.hpp"
 #include "graft/layers/lora.hpp"
 #include "graft/layers/per_position.hpp"
 #include "graft/layers/residual.hpp"
@@ -47,7 +48,29 @@ template <class B, class H, class T> struct strip_adapters<model<B, H, T>> {
   using type = model<typename strip_adapters<B>::type, H, T>;
 };
 
+template <std::size_t H, bool Causal> struct attention_without_adapters {
+  using type = multi_head_attention<H>;
+};
+template <std::size_t H> struct attention_without_adapters<H, true> {
+  using type = multi_head_attention<H, causal>;
+};
+template <std::size_t H, class... O> struct strip_adapters<multi_head_attention<H, O...>> {
+  using type =
+      typename attention_without_adapters<H, multi_head_attention<H, O...>::is_causal>::type;
+};
+
 template <class L> struct is_lora_dense : std::false_type {};
+/// An attention layer with lora_qv adapters.
+template <class L> constexpr bool lora_attention_impl() {
+  if constexpr (requires {
+                  L::lora_rank;
+                  L::heads;
+                })
+    return L::lora_rank > 0;
+  else
+    return false;
+}
+template <class L> inline constexpr bool is_lora_attention_v = lora_attention_impl<L>();
 template <class T, std::size_t K, std::size_t N, std::size_t R, std::size_t A, class I>
 struct is_lora_dense<lora_dense_layer<T, K, N, R, A, I>> : std::true_type {};
 
@@ -61,6 +84,11 @@ template <class L, class B> void copy_base(L& l, const B& b) {
                   "graft: with_adapters: a lora<dense<N>> layer needs a dense<N> in the base");
     l.weight = b.weight;
     l.bias = b.bias;
+  } else if constexpr (is_lora_attention_v<L>) {
+    l.w_qkv = b.w_qkv;
+    l.b_qkv = b.b_qkv;
+    l.w_o = b.w_o;
+    l.b_o = b.b_o;
   } else if constexpr (requires {
                          l.inner;
                          b.inner;
@@ -92,6 +120,27 @@ template <class B, class L> void merge_into(B& b, const L& l) {
             static_cast<T>(static_cast<double>(l.weight.data()[k * N + n]) + s * d);
       }
     b.bias = l.bias;
+  } else if constexpr (is_lora_attention_v<L>) {
+    // W_qkv's q columns [0, D) += s A_q B_q, v columns [2D, 3D) += s A_v B_v
+    using T = typename L::scalar;
+    constexpr std::size_t D = L::input_shape::dims[1], R = L::lora_rank, D3 = 3 * D;
+    const double s = static_cast<double>(L::lora_alpha) / static_cast<double>(R);
+    b.w_qkv = l.w_qkv;
+    b.b_qkv = l.b_qkv;
+    b.w_o = l.w_o;
+    b.b_o = l.b_o;
+    for (std::size_t t = 0; t < 2; ++t) {
+      const T* a = t == 0 ? l.adapters.a_q.data() : l.adapters.a_v.data();
+      const T* bb = t == 0 ? l.adapters.b_q.data() : l.adapters.b_v.data();
+      for (std::size_t k = 0; k < D; ++k)
+        for (std::size_t c = 0; c < D; ++c) {
+          double d = 0;
+          for (std::size_t r = 0; r < R; ++r)
+            d += static_cast<double>(a[k * R + r]) * static_cast<double>(bb[r * D + c]);
+          const std::size_t at = k * D3 + 2 * t * D + c;
+          b.w_qkv.data()[at] = static_cast<T>(static_cast<double>(l.w_qkv.data()[at]) + s * d);
+        }
+    }
   } else if constexpr (requires {
                          l.inner;
                          b.inner;
