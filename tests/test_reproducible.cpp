@@ -85,7 +85,7 @@ g::data::dataset words(std::size_t n, std::uint64_t seed) {
   std::vector<float> x(n * 12, 0.0F);
   std::vector<std::int32_t> y(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t len = 1 + rng.below(12);
+    const auto len = static_cast<std::size_t>(1 + rng.below(12));
     for (std::size_t k = 0; k < len; ++k) x[i * 12 + k] = static_cast<float>(1 + rng.below(19));
     y[i] = static_cast<std::int32_t>((len + static_cast<std::size_t>(x[i * 12])) % 4);
   }

@@ -136,8 +136,18 @@ class multi_head_attention_layer {
   [[no_unique_address]] detail::attention_adapters<T, D, R> adapters;  ///< with lora_qv<R>
 
   static std::string name() {
-    return "multi_head_attention<" + std::to_string(H) + (Causal ? ",causal" : "") +
-           (R > 0 ? ",lora_qv<" + std::to_string(R) + "," + std::to_string(Alpha) + ">" : "") + ">";
+    std::string s = "multi_head_attention<";  // piece by piece: g++ 12's false -Wrestrict
+    s += std::to_string(H);
+    if (Causal) s += ",causal";
+    if (R > 0) {
+      s += ",lora_qv<";
+      s += std::to_string(R);
+      s += ',';
+      s += std::to_string(Alpha);
+      s += '>';
+    }
+    s += '>';
+    return s;
   }
   T* param(std::size_t j) noexcept {
     if constexpr (R > 0) {

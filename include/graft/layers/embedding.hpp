@@ -153,11 +153,20 @@ template <class T, std::size_t L, std::size_t V, std::size_t D, class Init> clas
     const std::uint64_t h = detail::vocabulary_fnv1a(symbols.data(), n);
     std::string hs(16, '0');
     for (std::size_t i = 0; i < 16; ++i) hs[15 - i] = hex[(h >> (4 * i)) & 15U];
-    return "vocabulary " + std::to_string(n) + " fnv1a " + hs;
+    std::string s = "vocabulary ";  // piece by piece: g++ 12's false -Wrestrict (armv7 -O3)
+    s += std::to_string(n);
+    s += " fnv1a ";
+    s += hs;
+    return s;
   }
 
   static std::string name() {
-    return "embedding<" + std::to_string(V) + "," + std::to_string(D) + ">";
+    std::string s = "embedding<";  // piece by piece: g++ 12's false -Wrestrict (armv7 -O3)
+    s += std::to_string(V);
+    s += ',';
+    s += std::to_string(D);
+    s += '>';
+    return s;
   }
   T* param(std::size_t) noexcept { return weight.data(); }
   const T* param(std::size_t) const noexcept { return weight.data(); }

@@ -55,8 +55,14 @@ class lora_dense_layer {
   tensor<T, R, N> b;       ///< B: adapter row r to output n
 
   static std::string name() {
-    return "lora<dense<" + std::to_string(N) + ">," + std::to_string(R) + "," +
-           std::to_string(Alpha) + ">";
+    std::string s = "lora<dense<";  // piece by piece: g++ 12's false -Wrestrict (armv7 -O3)
+    s += std::to_string(N);
+    s += ">,";
+    s += std::to_string(R);
+    s += ',';
+    s += std::to_string(Alpha);
+    s += '>';
+    return s;
   }
   T* param(std::size_t j) noexcept {
     return j == 0 ? weight.data() : j == 1 ? bias.data() : j == 2 ? a.data() : b.data();

@@ -39,7 +39,12 @@ template <class T, std::size_t L, class Inner> class per_position_layer {
 
   Inner inner;
 
-  static std::string name() { return "per_position<" + Inner::name() + ">"; }
+  static std::string name() {
+    std::string s = "per_position<";  // piece by piece: g++ 12's false -Wrestrict (armv7 -O3)
+    s += Inner::name();
+    s += '>';
+    return s;
+  }
   T* param(std::size_t j) noexcept { return inner.param(j); }
   const T* param(std::size_t j) const noexcept { return inner.param(j); }
   void init(splitmix64& rng) { inner.init(rng); }

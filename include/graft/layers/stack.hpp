@@ -31,7 +31,13 @@ template <std::size_t L, std::size_t V> struct input_tokens {
   static constexpr std::size_t vocabulary = V;
   static constexpr std::size_t pad = 0;
   static std::string name() {
-    return "input_tokens<" + std::to_string(L) + "," + std::to_string(V) + ">";
+    // appended piece by piece: g++ 12 warns falsely (-Wrestrict, armv7 -O3) on "..." + string&&
+    std::string s = "input_tokens<";
+    s += std::to_string(L);
+    s += ',';
+    s += std::to_string(V);
+    s += '>';
+    return s;
   }
 };
 
