@@ -42,7 +42,7 @@ using tiny_bert_lora =
              g::post_norm_encoder_lora<64, 4, 128, 4, 10>,
              g::post_norm_encoder_lora<64, 4, 128, 4, 10>, g::global_mean_pool_time>;
 static_assert(tiny_bert_lora::parameter_count ==
-              tiny_bert::parameter_count + 2 * 2 * 4 * (64 + 128));
+              tiny_bert::parameter_count + std::size_t{2} * 2 * 4 * (64 + 128));
 
 int main(int argc, char** argv) {
   text_transfer::config cfg;
