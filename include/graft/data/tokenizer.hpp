@@ -80,21 +80,13 @@ class char_vocabulary {
   /// when net has no embedding or its vocabulary is unassigned.
   template <class M> static char_vocabulary of(const M& net) {
     std::vector<char32_t> chars;
-    bool found = false, assigned = false;
-    net.for_each_layer([&](auto, const auto& l) {
+    bool assigned = false;
+    const bool found = graft::detail::with_first_vocabulary_layer(net, [&](const auto& l) {
       using Ly = std::remove_cvref_t<decltype(l)>;
-      if constexpr (requires {
-                      Ly::vocabulary;
-                      l.symbols;
-                      l.state_description();
-                    }) {
-        if (found) return;
-        found = true;
-        const auto* s = l.symbols.data();
-        const std::size_t n = graft::detail::vocabulary_size(s, Ly::vocabulary);
-        assigned = n != 0;
-        for (std::size_t i = first; i < n; ++i) chars.push_back(static_cast<char32_t>(s[i]));
-      }
+      const auto* s = l.symbols.data();
+      const std::size_t n = graft::detail::vocabulary_size(s, Ly::vocabulary);
+      assigned = n != 0;
+      for (std::size_t i = first; i < n; ++i) chars.push_back(static_cast<char32_t>(s[i]));
     });
     if (!found)
       throw std::invalid_argument("graft: char_vocabulary::of: the model has no embedding layer");
@@ -108,27 +100,18 @@ class char_vocabulary {
   /// Writes this vocabulary into net's first embedding layer (ids beyond size() marked unused).
   /// std::invalid_argument when net has no embedding or size() exceeds its V.
   template <class M> void assign_to(M& net) const {
-    bool found = false;
-    net.for_each_layer([&](auto, auto& l) {
+    const bool found = graft::detail::with_first_vocabulary_layer(net, [&](auto& l) {
       using Ly = std::remove_cvref_t<decltype(l)>;
-      if constexpr (requires {
-                      Ly::vocabulary;
-                      l.symbols;
-                      l.state_description();
-                    }) {
-        if (found) return;
-        found = true;
-        if (size() > Ly::vocabulary)
-          throw std::invalid_argument("graft: char_vocabulary::assign_to: " +
-                                      std::to_string(size()) + " ids, the embedding has " +
-                                      std::to_string(Ly::vocabulary) + " (embedding<V, D>: V)");
-        using T = std::remove_cvref_t<decltype(l.symbols.data()[0])>;
-        auto* s = l.symbols.data();
-        s[pad] = Ly::pad_symbol;
-        s[unknown] = Ly::unknown_symbol;
-        for (std::size_t i = first; i < Ly::vocabulary; ++i)
-          s[i] = i < size() ? static_cast<T>(symbols_[i - first]) : Ly::unused_symbol;
-      }
+      if (size() > Ly::vocabulary)
+        throw std::invalid_argument("graft: char_vocabulary::assign_to: " + std::to_string(size()) +
+                                    " ids, the embedding has " + std::to_string(Ly::vocabulary) +
+                                    " (embedding<V, D>: V)");
+      using T = std::remove_cvref_t<decltype(l.symbols.data()[0])>;
+      auto* s = l.symbols.data();
+      s[pad] = Ly::pad_symbol;
+      s[unknown] = Ly::unknown_symbol;
+      for (std::size_t i = first; i < Ly::vocabulary; ++i)
+        s[i] = i < size() ? static_cast<T>(symbols_[i - first]) : Ly::unused_symbol;
     });
     if (!found)
       throw std::invalid_argument(

@@ -115,6 +115,28 @@ template <class T> std::uint64_t vocabulary_fnv1a(const T* symbols, std::size_t 
   }
   return h;
 }
+
+/// A layer that holds a vocabulary (embedding_layer's symbols buffer).
+template <class L>
+concept has_vocabulary = requires(const L& l) {
+  L::vocabulary;
+  l.symbols;
+  l.state_description();
+};
+/// Calls f(layer) on net's first layer that holds a vocabulary (the model's token embedding);
+/// returns whether there was one. (A model or a const model: f gets the layer with net's
+/// constness.)
+template <class M, class F> bool with_first_vocabulary_layer(M& net, F&& f) {
+  bool found = false;
+  net.for_each_layer([&](auto, auto& l) {
+    if constexpr (has_vocabulary<std::remove_cvref_t<decltype(l)>>) {
+      if (found) return;
+      found = true;
+      f(l);
+    }
+  });
+  return found;
+}
 }  // namespace detail
 
 /// Bound embedding of L ids from a vocabulary of V into D features each: input shape<L>, output

@@ -93,33 +93,24 @@ template <class M> void check_dataset(const data::dataset& ds) {
 /// model's embedding holds that vocabulary: std::invalid_argument naming both otherwise.
 template <class M> void check_vocabulary(const M& net, const data::dataset& ds) {
   if (ds.vocabulary == 0) return;
-  bool found = false;
-  net.for_each_layer([&](auto, const auto& l) {
+  with_first_vocabulary_layer(net, [&](const auto& l) {
     using Ly = std::remove_cvref_t<decltype(l)>;
-    if constexpr (requires {
-                    Ly::vocabulary;
-                    l.symbols;
-                    l.state_description();
-                  }) {
-      if (found) return;
-      found = true;
-      const std::size_t n = vocabulary_size(l.symbols.data(), Ly::vocabulary);
-      if (n == 0)
-        throw std::invalid_argument(
-            "graft: dataset '" + ds.name +
-            "' was tokenized with a vocabulary, but the model's is unassigned: assign it before "
-            "training (v.assign_to(net)), so that it is saved with the weights");
-      const std::uint64_t fp = vocabulary_fnv1a(l.symbols.data(), n);
-      if (fp != ds.vocabulary) {
-        char buf[80];
-        std::snprintf(buf, sizeof buf, "%016llx, the model's %016llx",
-                      static_cast<unsigned long long>(ds.vocabulary),
-                      static_cast<unsigned long long>(fp));
-        throw std::invalid_argument("graft: dataset '" + ds.name +
-                                    "' was tokenized with another vocabulary than the model's "
-                                    "(fingerprints: the dataset's " +
-                                    buf + "); tokenize with char_vocabulary::of(net)");
-      }
+    const std::size_t n = vocabulary_size(l.symbols.data(), Ly::vocabulary);
+    if (n == 0)
+      throw std::invalid_argument(
+          "graft: dataset '" + ds.name +
+          "' was tokenized with a vocabulary, but the model's is unassigned: assign it before "
+          "training (v.assign_to(net)), so that it is saved with the weights");
+    const std::uint64_t fp = vocabulary_fnv1a(l.symbols.data(), n);
+    if (fp != ds.vocabulary) {
+      char buf[80];
+      std::snprintf(buf, sizeof buf, "%016llx, the model's %016llx",
+                    static_cast<unsigned long long>(ds.vocabulary),
+                    static_cast<unsigned long long>(fp));
+      throw std::invalid_argument("graft: dataset '" + ds.name +
+                                  "' was tokenized with another vocabulary than the model's "
+                                  "(fingerprints: the dataset's " +
+                                  buf + "); tokenize with char_vocabulary::of(net)");
     }
   });
 }
