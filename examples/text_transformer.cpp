@@ -36,13 +36,16 @@ using tiny_bert = g::stack<tokens, g::embedding<128, 64>, g::positional_embeddin
                            g::dropout<10>, g::post_norm_encoder<64, 4, 128, 10>,
                            g::post_norm_encoder<64, 4, 128, 10>, g::global_mean_pool_time>;
 static_assert(tiny_bert::parameter_count == 76'288);
-// the same with rank-4 LoRA adapters on both feed-forward layers of each encoder layer
+// the same with rank-4 LoRA adapters on the attention's query and value projections and on both
+// feed-forward layers of each encoder layer
 using tiny_bert_lora =
     g::stack<tokens, g::embedding<128, 64>, g::positional_embedding, g::layer_norm, g::dropout<10>,
-             g::post_norm_encoder_lora<64, 4, 128, 4, 10>,
-             g::post_norm_encoder_lora<64, 4, 128, 4, 10>, g::global_mean_pool_time>;
+             g::post_norm_encoder_lora<64, 4, 128, 4, 10, g::lora_qv<4>>,
+             g::post_norm_encoder_lora<64, 4, 128, 4, 10, g::lora_qv<4>>, g::global_mean_pool_time>;
+// per encoder layer: q and v (4 x 64 + 64 x 4 each), W1 (4 x 64 + 128 x 4), W2 (4 x 128 + 64 x 4)
 static_assert(tiny_bert_lora::parameter_count ==
-              tiny_bert::parameter_count + std::size_t{2} * 2 * 4 * (64 + 128));
+              tiny_bert::parameter_count +
+                  std::size_t{2} * (2 * 4 * (64 + 64) + 2 * 4 * (64 + 128)));
 
 int main(int argc, char** argv) {
   text_transfer::config cfg;
@@ -91,9 +94,9 @@ int main(int argc, char** argv) {
   }
   cfg.epoch_log = true;
   cfg.lora_note =
-      "LoRA: rank-4 adapters (alpha = rank) on the two feed-forward layers of each encoder layer, "
-      "trained with the fresh head (freeze::adapters_only, Adam lr 1e-3); LoRA on the attention "
-      "projections (q, v) is not available in graft yet, so the attention weights stay frozen.";
+      "LoRA: rank-4 adapters (alpha = rank) on the attention's query and value projections and on "
+      "the two feed-forward layers of each encoder layer, trained with the fresh head "
+      "(freeze::adapters_only, Adam lr 1e-3); every pre-trained weight stays frozen.";
   cfg.plot = plot + "_transformer.svg";
   cfg.source_file = source + "_transformer.graft";
   try {
