@@ -14,6 +14,7 @@
 #include "graft/data/dataset.hpp"
 #include "graft/train/batches.hpp"
 #include "graft/train/checkpoint.hpp"
+#include "graft/train/distributed.hpp"
 #include "graft/train/evaluate.hpp"
 #include "graft/train/feature_cache.hpp"
 #include "graft/train/options.hpp"
@@ -51,7 +52,16 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) 
   if (checkpointing && (ckpt.every == 0 || ckpt.path.empty()))
     throw std::invalid_argument("graft: option checkpoint{path, every} needs a path and every > 0");
   run_position pos{total, n, shuffle_seed.value, 0, 0.0, 0, 0};
-  progress_line bar(option_or(progress{true}, options...).enabled);
+  // data parallelism (train/distributed.hpp): shards of every batch, on this rank or several
+  sharded_step<tr> shard(option_or(shards{}, options...).count,
+                         option_or(distributed{}, options...).comm);
+  const bool lead = shard.rank() == 0;  // prints progress and writes checkpoints
+  if constexpr (has_option<distributed, Options...>)
+    shard.check_same_run("data set '" + ds.name + "' of " + std::to_string(n) + " samples, batch " +
+                         std::to_string(B) + ", " + std::to_string(total) + " steps, seed " +
+                         std::to_string(shuffle_seed.value) + ", " + std::to_string(shard.count()) +
+                         " shards, model " + M::description());
+  progress_line bar(lead && option_or(progress{true}, options...).enabled);
 
   // ---- strategies, each started once ----------------------------------------------------------
   constexpr bool discriminative = has_option<discriminative_lr, Options...>;
@@ -96,53 +106,80 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) 
   divergence_watch<T> watch;
   if constexpr (guarded) watch.start(option_or(divergence_guard{}, options...), net);
   std::vector<std::size_t> order(n);
-  for (std::size_t e = step / per_epoch; e < n_epochs && step < total; ++e) {
-    std::iota(order.begin(), order.end(), std::size_t{0});
-    splitmix64 rng = splitmix64::stream(shuffle_seed, e);
-    fisher_yates(order.begin(), n, rng);
-    // a run resumed in the middle of an epoch continues that epoch's order and its loss sums
-    const bool resumed_epoch = pos.step % per_epoch != 0 && e == pos.step / per_epoch;
-    double epoch_loss = resumed_epoch ? pos.epoch_loss : 0.0;
-    std::size_t epoch_rows = resumed_epoch ? static_cast<std::size_t>(pos.epoch_rows) : 0;
-    for (std::size_t b = resumed_epoch ? step % per_epoch : 0; b < per_epoch && step < total; ++b) {
-      const std::size_t rows = std::min(B, n - b * B);
-      cache.load(*t, ds, order.data() + b * B, rows, targets.data());
-      schedule_step(*t, step, total, static_cast<double>(opt.lr), options...);
-      if constexpr (gradual) unfreeze.before_step(*t, step);
-      auto after_gradients = [&](double loss) {
-        if constexpr (penalty) sp.after_gradients(*t, loss);
-        if constexpr (guarded) watch.observe(net, step + 1, loss, rep);
-      };
-      double loss = 0;
-      if constexpr (guarded) {
-        try {
-          loss = t->step(targets.data(), rows, cache.start_layer(), after_gradients);
-        } catch (const divergence_error&) {
-          throw;
-        } catch (const training_error& err) {  // a non-finite loss, gradient or update diverged too
-          watch.fail(net, step + 1, err.what(), rep);
+  std::size_t at = step + 1;  // the step that is running, for a rank's failure
+  try {
+    for (std::size_t e = step / per_epoch; e < n_epochs && step < total; ++e) {
+      std::iota(order.begin(), order.end(), std::size_t{0});
+      splitmix64 rng = splitmix64::stream(shuffle_seed, e);
+      fisher_yates(order.begin(), n, rng);
+      // a run resumed in the middle of an epoch continues that epoch's order and its loss sums
+      const bool resumed_epoch = pos.step % per_epoch != 0 && e == pos.step / per_epoch;
+      double epoch_loss = resumed_epoch ? pos.epoch_loss : 0.0;
+      std::size_t epoch_rows = resumed_epoch ? static_cast<std::size_t>(pos.epoch_rows) : 0;
+      for (std::size_t b = resumed_epoch ? step % per_epoch : 0; b < per_epoch && step < total;
+           ++b) {
+        const std::size_t rows = std::min(B, n - b * B);
+        at = step + 1;
+        schedule_step(*t, step, total, static_cast<double>(opt.lr), options...);
+        if constexpr (gradual) unfreeze.before_step(*t, step);
+        auto after_gradients = [&](double loss) {
+          if constexpr (penalty) sp.after_gradients(*t, loss);
+          if constexpr (guarded) watch.observe(net, step + 1, loss, rep);
+        };
+        auto one_step = [&] {
+          if (shard.plain()) {
+            cache.load(*t, ds, order.data() + b * B, rows, targets.data());
+            return t->step(targets.data(), rows, cache.start_layer(), after_gradients);
+          }
+          return shard.run(
+              *t, rows, cache.start_layer(), targets.data(),
+              [&](std::size_t first, std::size_t r) {
+                cache.load(*t, ds, order.data() + b * B + first, r, targets.data());
+              },
+              after_gradients);
+        };
+        double loss = 0;
+        if constexpr (guarded) {
+          try {
+            loss = one_step();
+          } catch (const divergence_error&) {
+            throw;
+          } catch (const rank_failure&) {
+            throw;
+          } catch (
+              const training_error& err) {  // a non-finite loss, gradient or update diverged too
+            watch.fail(net, step + 1, err.what(), rep);
+          }
+        } else {
+          loss = one_step();
         }
-      } else {
-        loss = t->step(targets.data(), rows, cache.start_layer(), after_gradients);
+        at = ++step;
+        epoch_loss += loss * static_cast<double>(rows);
+        epoch_rows += rows;
+        rep.samples += rows;
+        if constexpr (checkpointing) {
+          if (lead && (step % ckpt.every == 0 || step == total))
+            write_checkpoint(ckpt.path, *t,
+                             run_position{total, n, shuffle_seed.value, step, epoch_loss,
+                                          epoch_rows, rep.samples},
+                             anchors);
+        }
+        invoke_callbacks<is_on_step>(step_info{e, step, total, rows, loss, t->learning_rate()},
+                                     options...);
+        bar.update(e, n_epochs, step, total, loss, rep.samples);
       }
-      ++step;
-      epoch_loss += loss * static_cast<double>(rows);
-      epoch_rows += rows;
-      rep.samples += rows;
-      if constexpr (checkpointing) {
-        if (step % ckpt.every == 0 || step == total)
-          write_checkpoint(
-              ckpt.path, *t,
-              run_position{total, n, shuffle_seed.value, step, epoch_loss, epoch_rows, rep.samples},
-              anchors);
-      }
-      invoke_callbacks<is_on_step>(step_info{e, step, total, rows, loss, t->learning_rate()},
-                                   options...);
-      bar.update(e, n_epochs, step, total, loss, rep.samples);
+      rep.final_loss = epoch_loss / static_cast<double>(epoch_rows);
+      rep.epochs = e + 1;
+      invoke_callbacks<is_on_epoch>(epoch_info{e, step, rep.final_loss, bar.seconds()}, options...);
     }
-    rep.final_loss = epoch_loss / static_cast<double>(epoch_rows);
-    rep.epochs = e + 1;
-    invoke_callbacks<is_on_epoch>(epoch_info{e, step, rep.final_loss, bar.seconds()}, options...);
+    shard.finish();
+  } catch (const rank_failure&) {
+    throw;  // another rank's failure: every rank stops with its message
+  } catch (const std::exception& err) {
+    // This rank's own error. An error every rank meets at once (a refused update, a divergence)
+    // also lands here on each of them: their reports are never read, which costs nothing.
+    shard.report_failure(at, err.what());
+    throw;
   }
   bar.finish();
   rep.steps = step;

@@ -153,6 +153,21 @@ struct feature_cache {
   bool enabled = true;
 };
 
+class collective;  // train/distributed.hpp
+
+/// Data parallelism (train/distributed.hpp): every rank of `comm` calls pretrain/finetune with the
+/// same arguments and trains its share of every batch; the weights end bitwise equal on every rank
+/// and equal to one process's with shards{the same count}.
+struct distributed {
+  collective* comm = nullptr;
+};
+/// Computes every batch as `count` shards (contiguous slices of the batch's rows) whose gradients
+/// are summed in shard order: the arithmetic of a data-parallel run, on one process or several
+/// (0, the default: the number of ranks with distributed, else 1, the plain step).
+struct shards {
+  std::size_t count = 0;
+};
+
 /// lp_ft's two phases, named: lp_ft(net, data, probe, full, probe_steps{150}, full_steps{150}).
 struct probe_steps {
   std::size_t value = 0;
@@ -178,6 +193,8 @@ enum class option_kind {
   checkpoint,
   resume,
   divergence_guard,
+  distributed,
+  shards,
 };
 template <class O> constexpr option_kind kind_of() {
   using D = std::decay_t<O>;
@@ -207,6 +224,10 @@ template <class O> constexpr option_kind kind_of() {
     return option_kind::resume;
   else if constexpr (std::is_same_v<D, divergence_guard>)
     return option_kind::divergence_guard;
+  else if constexpr (std::is_same_v<D, distributed>)
+    return option_kind::distributed;
+  else if constexpr (std::is_same_v<D, shards>)
+    return option_kind::shards;
   else
     return option_kind::unknown;
 }

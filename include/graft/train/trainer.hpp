@@ -234,8 +234,11 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   }
 
   /// Forward, loss, backward: fills the gradients of trainable parameters; returns the mean loss.
-  /// With start > 0 the rows start in activation(start) (a cached frozen prefix).
-  double compute_gradients(const target_type* targets, std::size_t rows, std::size_t start = 0) {
+  /// With start > 0 the rows start in activation(start) (a cached frozen prefix). mean_rows > 0
+  /// scales the gradients as a mean over that many rows instead of `rows`: a shard of a larger
+  /// batch (train/distributed.hpp), whose gradients are then summed with the other shards'.
+  double compute_gradients(const target_type* targets, std::size_t rows, std::size_t start = 0,
+                           std::size_t mean_rows = 0) {
     if (rows < min_rows.first)
       throw training_error("graft: training step " + std::to_string(step_ + 1) + " has " +
                            std::to_string(rows) + " row(s); layer " +
@@ -246,8 +249,9 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     if (check_finite_) save_buffers();
     forward(rows, start);
     T* dz = at(layout.delta[0]);
-    const double total =
-        loss::evaluate(output(), targets, rows, dz, 1.0 / static_cast<double>(rows));
+    const double total = loss::evaluate(
+        output(), targets, rows, dz, 1.0 / static_cast<double>(mean_rows > 0 ? mean_rows : rows));
+    last_loss_total_ = total;
     const double mean = total / static_cast<double>(rows);
     if (!std::isfinite(mean)) {
       if (check_finite_) restore_buffers();
@@ -390,6 +394,10 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     return l;
   }
   void check_finite(bool on) noexcept { check_finite_ = on; }
+  /// The summed (not mean) loss of the last compute_gradients.
+  double last_loss_total() const noexcept { return last_loss_total_; }
+  /// The number of steps applied so far.
+  std::size_t steps_done() const noexcept { return step_; }
 
   // ---- state for checkpoints -------------------------------------------------------------------
   /// Calls f(T* data, size) for every optimizer-state tensor (momentum buffers, Adam's moments),
@@ -408,6 +416,17 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
     layer_steps_ = per_layer;
   }
 
+  /// Calls f(layer index, T* data, size) for every buffer of the model (batch norm's running
+  /// statistics), layer by layer.
+  template <class F> void for_each_buffer_at(F&& f) {
+    net_->for_each_layer([&](auto i, auto& l) {
+      using Ly = std::remove_cvref_t<decltype(l)>;
+      if constexpr (detail::buffer_count_v<Ly> != 0)
+        for (std::size_t j = 0; j < Ly::buffers.size(); ++j)
+          f(std::size_t{decltype(i)::value}, l.buffer(j), Ly::buffers[j]);
+    });
+  }
+
   /// Names for messages.
   static std::string layer_name(std::size_t i) {
     std::string n;
@@ -423,7 +442,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   template <class F> void for_each_buffer(F&& f) {
     net_->for_each_layer([&](auto, auto& l) {
       using Ly = std::remove_cvref_t<decltype(l)>;
-      if constexpr (detail::buffer_count_v < Ly >> 0)
+      if constexpr (detail::buffer_count_v<Ly> != 0)
         for (std::size_t j = 0; j < Ly::buffers.size(); ++j) f(l.buffer(j), Ly::buffers[j]);
     });
   }
@@ -511,6 +530,7 @@ template <class M, std::size_t Batch, class Opt, class Policy = freeze::none> cl
   std::size_t from_ = 0;
   std::array<std::size_t, L> layer_steps_{};
   bool check_finite_ = true;
+  double last_loss_total_ = 0;
   std::array<T, M::buffer_scalars == 0 ? 1 : M::buffer_scalars> saved_buffers_{};
 };
 
