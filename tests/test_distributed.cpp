@@ -242,3 +242,38 @@ TEST_CASE("a resumed data-parallel run continues bitwise; rank 0 alone writes th
   CHECK(bitwise_equal(resumed[0], whole[0]));
   CHECK(bitwise_equal(resumed[1], whole[0]));
 }
+
+TEST_CASE("evaluate with distributed: each rank a block of batches, every rank the whole result") {
+  auto ds = blobs(1000, {12}, 21);  // 1000 rows, batch 64: 16 batches, the last one short
+  mlp_net net;
+  net.initialize(g::seed{4});
+  g::pretrain(net, ds.take(300), g::adam{}, g::batch<32>, g::steps{20}, g::progress{false});
+  auto check = [&](const g::data::dataset& data, std::size_t n) {
+    const auto one = g::evaluate(net, data, g::batch<64>);
+    std::vector<g::evaluation> got(n);
+    const auto errors = on_ranks(n, [&](std::size_t r, g::collective& comm) {
+      got[r] = g::evaluate(net, data, g::batch<64>, g::distributed{&comm});
+    });
+    for (std::size_t r = 0; r < n; ++r) {
+      CAPTURE(n);
+      CAPTURE(r);
+      CHECK(errors[r].empty());
+      CHECK(got[r].samples == one.samples);
+      CHECK(got[r].confusion == one.confusion);
+      CHECK(got[r].accuracy == one.accuracy);  // counts: exact
+      CHECK(got[r].nonfinite == one.nonfinite);
+      CHECK(got[r].first_nonfinite == one.first_nonfinite);
+      if (one.finite())
+        CHECK(got[r].loss == one.loss);  // the batch totals summed in batch order: bitwise
+      else
+        CHECK(std::isnan(got[r].loss));
+    }
+  };
+  for (std::size_t n : {2, 3, 5}) check(ds, n);
+  ds.features[700 * 12 + 3] = std::nanf("");  // sample 700 (rank 1 of 2) and one later
+  ds.features[950 * 12] = std::nanf("");
+  const auto one = g::evaluate(net, ds, g::batch<64>);
+  REQUIRE(one.nonfinite == 2);
+  REQUIRE(one.first_nonfinite == 700);
+  for (std::size_t n : {2, 3}) check(ds, n);
+}

@@ -35,6 +35,7 @@
 #include "graft/data/dataset.hpp"
 #include "graft/random/random.hpp"
 #include "graft/train/checkpoint.hpp"
+#include "graft/train/collective.hpp"
 #include "graft/train/options.hpp"
 #include "graft/train/trainer.hpp"
 
@@ -45,28 +46,6 @@ GRAFT_BEGIN_NAMESPACE
 class rank_failure : public training_error {
  public:
   using training_error::training_error;
-};
-
-/// The messages a data-parallel run sends: point to point, in order between two ranks.
-/// graft/mpi.hpp implements it with MPI; the tests with threads. Every wait is bounded by the
-/// implementation.
-class collective {
- public:
-  collective() = default;
-  collective(const collective&) = delete;
-  collective& operator=(const collective&) = delete;
-  virtual ~collective() = default;
-  virtual std::size_t rank() const = 0;
-  virtual std::size_t size() const = 0;
-  /// Sends `bytes` bytes to rank `to`.
-  virtual void send(std::size_t to, const void* data, std::size_t bytes) = 0;
-  /// Receives exactly `bytes` bytes from rank `from`; throws rank_failure when a rank reports a
-  /// failure (fail) while this one waits.
-  virtual void receive(std::size_t from, void* data, std::size_t bytes) = 0;
-  /// Tells every other rank that this one failed with `message`; does not wait for them.
-  virtual void fail(const std::string& message) noexcept = 0;
-  /// The step being exchanged (1-based; 0 before training), for messages of the transport.
-  std::size_t step = 0;
 };
 
 namespace detail {
@@ -106,8 +85,8 @@ template <class Tr> class sharded_step {
   std::size_t count() const noexcept { return count_; }
   std::size_t rank() const noexcept { return comm_ != nullptr ? comm_->rank() : 0; }
   std::size_t ranks() const noexcept { return comm_ != nullptr ? comm_->size() : 1; }
-  /// Whether this is the plain step (one shard, one process).
-  bool plain() const noexcept { return count_ == 1 && comm_ == nullptr; }
+  /// Whether this is the plain step (one shard on one rank).
+  bool plain() const noexcept { return count_ == 1 && ranks() == 1; }
 
   /// Called by the loop with an error raised on this rank only (in its shards, a callback, a
   /// checkpoint): tells the other ranks, which throw rank_failure naming this rank and the step.

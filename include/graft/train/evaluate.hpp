@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <numeric>
 #include <ostream>
@@ -13,6 +14,7 @@
 
 #include "graft/model/runner.hpp"
 #include "graft/train/batches.hpp"
+#include "graft/train/collective.hpp"
 #include "graft/train/options.hpp"
 
 GRAFT_BEGIN_NAMESPACE
@@ -44,9 +46,61 @@ struct evaluation {
   }
 };
 
-/// Options: batch<N> (rows per forward pass, 256 by default).
+namespace detail {
+/// The sums of an evaluation over the ranks of comm: each rank holds its batches' figures (loss
+/// totals in batch order, counts); the loss sum continues from rank to rank in rank order, so it is
+/// bitwise the one process's left-to-right sum; the last rank sends the totals to every rank.
+inline void reduce_evaluation(collective& comm, evaluation& ev, const std::vector<double>& totals,
+                              std::size_t& correct, double& total) {
+  const std::size_t me = comm.rank(), n = comm.size();
+  constexpr auto none = static_cast<std::uint64_t>(-1);
+  std::vector<std::uint64_t> counts(3 + ev.confusion.size());
+  auto pack = [&] {
+    counts[0] = correct;
+    counts[1] = ev.nonfinite;
+    counts[2] = ev.nonfinite > 0 ? ev.first_nonfinite : none;
+    std::copy(ev.confusion.begin(), ev.confusion.end(), counts.begin() + 3);
+  };
+  auto unpack = [&] {
+    correct = static_cast<std::size_t>(counts[0]);
+    ev.nonfinite = static_cast<std::size_t>(counts[1]);
+    ev.first_nonfinite = counts[2] == none ? 0 : static_cast<std::size_t>(counts[2]);
+    std::copy(counts.begin() + 3, counts.end(), ev.confusion.begin());
+  };
+  total = 0;
+  if (me > 0) {
+    std::vector<std::uint64_t> mine(counts.size());
+    pack();
+    mine = counts;
+    comm.receive(me - 1, &total, sizeof total);
+    comm.receive(me - 1, counts.data(), counts.size() * sizeof(std::uint64_t));
+    for (std::size_t i = 0; i < counts.size(); ++i)
+      if (i != 2) counts[i] += mine[i];
+    if (counts[2] == none) counts[2] = mine[2];  // earlier ranks hold the earlier samples
+    unpack();
+  }
+  for (const double t : totals) total += t;
+  pack();
+  auto send_to = [&](std::size_t r) {
+    comm.send(r, &total, sizeof total);
+    comm.send(r, counts.data(), counts.size() * sizeof(std::uint64_t));
+  };
+  if (me + 1 < n) {
+    send_to(me + 1);
+    comm.receive(n - 1, &total, sizeof total);
+    comm.receive(n - 1, counts.data(), counts.size() * sizeof(std::uint64_t));
+    unpack();
+  } else {
+    for (std::size_t r = 0; r + 1 < n; ++r) send_to(r);
+  }
+}
+}  // namespace detail
+
+/// Options: batch<N> (rows per forward pass, 256 by default); distributed{&comm}: every rank of
+/// comm calls evaluate on the same data set, evaluates its block of the batches, and every rank
+/// returns the whole data set's evaluation, bitwise the one of a single process.
 template <class M, class... Options>
-evaluation evaluate(const M& net, const data::dataset& ds, Options...) {
+evaluation evaluate(const M& net, const data::dataset& ds, Options... options) {
   static_assert(is_model<M>::value, "graft: evaluate(net, ...): net must be a graft::model");
   detail::require_options<detail::evaluate_option, Options...>();
   constexpr std::size_t B = (detail::is_batch<std::decay_t<Options>>::value || ...)
@@ -69,14 +123,29 @@ evaluation evaluate(const M& net, const data::dataset& ds, Options...) {
     ev.classes = M::head_type::classes;
     ev.confusion.assign(ev.classes * ev.classes, 0);
   }
+  collective* comm = nullptr;
+  if constexpr (detail::has_option<distributed, Options...>)
+    comm = detail::option_or(distributed{}, options...).comm;
+  const std::size_t n_batches = (ds.size() + B - 1) / B;
+  std::size_t first_batch = 0, end_batch = n_batches;  // this rank's batches
+  if (comm != nullptr && comm->size() > 1) {
+    first_batch = comm->rank() * n_batches / comm->size();
+    end_batch = (comm->rank() + 1) * n_batches / comm->size();
+  }
   double total = 0;
+  std::vector<double> totals;  // per batch, distributed only
   std::size_t correct = 0;
-  for (std::size_t start = 0; start < ds.size(); start += B) {
+  for (std::size_t b = first_batch; b < end_batch; ++b) {
+    const std::size_t start = b * B;
     const std::size_t rows = std::min(B, ds.size() - start);
     std::iota(idx.begin(), idx.begin() + static_cast<std::ptrdiff_t>(rows), start);
     detail::gather<M>(ds, idx.data(), rows, r->input(), targets.data());
     const T* z = r->forward(net, rows);
-    total += loss::evaluate(z, targets.data(), rows, static_cast<T*>(nullptr), 0.0);
+    const double t = loss::evaluate(z, targets.data(), rows, static_cast<T*>(nullptr), 0.0);
+    if (comm != nullptr && comm->size() > 1)
+      totals.push_back(t);
+    else
+      total += t;
     std::array<bool, B> row_ok{};
     for (std::size_t k = 0; k < rows; ++k) {
       bool ok = true;
@@ -94,6 +163,8 @@ evaluation evaluate(const M& net, const data::dataset& ds, Options...) {
         ++ev.confusion[truth * ev.classes + pred];
       }
   }
+  if (comm != nullptr && comm->size() > 1)
+    detail::reduce_evaluation(*comm, ev, totals, correct, total);
   ev.loss = ev.nonfinite > 0 ? std::nan("") : total / static_cast<double>(ds.size());
   ev.accuracy = M::head_type::is_classifier
                     ? static_cast<double>(correct) / static_cast<double>(ds.size())

@@ -153,7 +153,7 @@ struct feature_cache {
   bool enabled = true;
 };
 
-class collective;  // train/distributed.hpp
+class collective;  // train/collective.hpp
 
 /// Data parallelism (train/distributed.hpp): every rank of `comm` calls pretrain/finetune with the
 /// same arguments and trains its share of every batch; the weights end bitwise equal on every rank
@@ -268,7 +268,9 @@ struct lp_ft_option {
   }
 };
 struct evaluate_option {
-  constexpr bool operator()(option_kind k) const { return k == option_kind::batch; }
+  constexpr bool operator()(option_kind k) const {
+    return k == option_kind::batch || k == option_kind::distributed;
+  }
 };
 }  // namespace detail
 
