@@ -9,7 +9,8 @@ Folders have ranks; a header may include only headers of its own rank or below:
   4  freeze/, optim/, data/
   5  io/
   6  train/, testing/
-  7  graft.hpp, inference.hpp (umbrella headers)
+  7  graft.hpp, inference.hpp (umbrella headers), mpi.hpp (data parallelism over MPI, beside
+     graft.hpp: it needs <mpi.h>)
 and the inference header's whole closure holds nothing from train/, optim/, freeze/ or data/, and
 (issue 14: freestanding) no `thread_local`, `throw`, `try`, `typeid` or `dynamic_cast` in its code, nor in those of
 quant/runtime.hpp (int8) and train/device.hpp (fine-tuning on the device)
@@ -25,7 +26,7 @@ root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "include")
 graft = root / "graft"
 RANK = {"meta": 0, "tensor": 0, "random": 0, "numeric": 0, "kernels": 1, "layers": 2, "model": 3, "quant": 3, "freeze": 4,
         "optim": 4, "data": 4, "io": 5, "train": 6, "testing": 6}
-TOP = {"config.hpp": 0, "diagnostics.hpp": 0, "graft.hpp": 7, "inference.hpp": 7}
+TOP = {"config.hpp": 0, "diagnostics.hpp": 0, "graft.hpp": 7, "inference.hpp": 7, "mpi.hpp": 7}
 
 
 def rank(rel):
