@@ -134,7 +134,7 @@ template <class Backbone> int run(const settings& s, g::mpi::communicator& comm,
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int main_of_rank(int argc, char** argv) {
   g::mpi::environment env(argc, argv);
   settings s;
   for (int i = 1; i < argc; ++i) {
@@ -192,6 +192,15 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "[rank " << comm.rank() << "] error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int main(int argc, char** argv) {
+  try {
+    return main_of_rank(argc, argv);
+  } catch (const std::exception& e) {  // MPI_Init, the communicator, the data set
+    std::cerr << "mpi_train: " << e.what() << "\n";
     return 1;
   }
 }
