@@ -42,7 +42,7 @@ template <class Backbone> void BM_data_parallel(benchmark::State& state) {
     g::pretrain(*net, *data, g::sgd{.lr = 0.01F, .momentum = 0.9F}, g::batch<64>,
                 g::steps{steps_per_iteration}, g::shards{comm->size()}, g::distributed{comm},
                 g::progress{false});
-  const double steps = static_cast<double>(state.iterations() * steps_per_iteration);
+  const auto steps = static_cast<double>(state.iterations() * steps_per_iteration);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * steps_per_iteration * 64));
   state.counters["processes"] = static_cast<double>(comm->size());
   state.counters["threads"] = g::parallel::threads();
@@ -70,7 +70,7 @@ class null_reporter final : public benchmark::BenchmarkReporter {
 };
 }  // namespace
 
-int main(int argc, char** argv) {
+static int main_of_rank(int argc, char** argv) {
   g::mpi::environment env(argc, argv);
   g::mpi::communicator world;
   comm = &world;
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
     train = g::data::fashion_mnist().train.take(4096);
   } catch (const g::data_error&) {
     source = "random images (Fashion-MNIST not installed)";
-    std::vector<float> x(4096 * 784);
+    std::vector<float> x(std::size_t{4096} * 784);
     std::vector<std::int32_t> y(4096);
     g::splitmix64 rng(3);
     for (auto& v : x) v = static_cast<float>(rng.uniform01());
@@ -107,4 +107,13 @@ int main(int argc, char** argv) {
   }
   benchmark::Shutdown();
   return 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return main_of_rank(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_mpi: %s\n", e.what());
+    return 1;
+  }
 }
