@@ -31,4 +31,24 @@ class collective {
   std::size_t step = 0;
 };
 
+/// The one order in which graft combines values across the ranks (a training step's gradient, an
+/// evaluation's sums, the end-of-run barrier): rank r > 0 takes the running value from rank r - 1,
+/// every rank adds its own part and passes the value to rank r + 1, and the last rank sends the
+/// total to every other rank, which takes it. take(from) receives into the running value
+/// (replacing it), add() folds in this rank's part, give(to) sends the running value. The
+/// additions happen in rank order whatever the transport, so a result never depends on the MPI
+/// library's reduction algorithm.
+template <class Take, class Add, class Give>
+void combine_in_rank_order(collective& comm, Take&& take, Add&& add, Give&& give) {
+  const std::size_t me = comm.rank(), n = comm.size();
+  if (me > 0) take(me - 1);
+  add();
+  if (me + 1 < n) {
+    give(me + 1);
+    take(n - 1);
+  } else {
+    for (std::size_t r = 0; r + 1 < n; ++r) give(r);
+  }
+}
+
 GRAFT_END_NAMESPACE

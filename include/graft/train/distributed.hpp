@@ -32,7 +32,6 @@
 #include <string>
 #include <vector>
 
-#include "graft/data/dataset.hpp"
 #include "graft/random/random.hpp"
 #include "graft/train/checkpoint.hpp"
 #include "graft/train/collective.hpp"
@@ -67,7 +66,7 @@ inline std::string rank_step_text(std::size_t rank, std::size_t step) {
   return "rank " + std::to_string(rank) + " failed at step " + std::to_string(step);
 }
 
-/// The sharded step of trainer Tr over a feature cache C (train/feature_cache.hpp).
+/// The sharded step of trainer Tr (the data comes through the caller's load, the feature cache's).
 template <class Tr> class sharded_step {
  public:
   using T = typename Tr::T;
@@ -103,15 +102,10 @@ template <class Tr> class sharded_step {
   /// step or checkpoint failed makes the others throw rather than return.
   void finish() {
     if (comm_ == nullptr || ranks() == 1) return;
-    const std::size_t me = rank(), n = ranks();
     unsigned char token = 1;
-    if (me > 0) comm_->receive(me - 1, &token, 1);
-    if (me + 1 < n) {
-      comm_->send(me + 1, &token, 1);
-      comm_->receive(n - 1, &token, 1);
-    } else {
-      for (std::size_t r = 0; r + 1 < n; ++r) comm_->send(r, &token, 1);
-    }
+    combine_in_rank_order(
+        *comm_, [&](std::size_t from) { comm_->receive(from, &token, 1); }, [] {},
+        [&](std::size_t to) { comm_->send(to, &token, 1); });
   }
 
   /// Every rank must run the same call: rank 0's description of it (data set size, batch, steps,
@@ -192,21 +186,16 @@ template <class Tr> class sharded_step {
       }
     }
 
-    if (n > 1) {  // the ordered sum along the ranks, then the total from the last rank to all
-      if (me > 0) {
-        receive_sum(me - 1, loss, flat_size(t));
-        for (std::size_t j = 0; j < parts; ++j) {
-          add(sum_, local_[j]);
-          loss = loss + local_loss_[j];
-        }
-      }
-      if (me + 1 < n) {
-        send_sum(me + 1, loss);
-        receive_sum(n - 1, loss, flat_size(t));
-      } else {
-        for (std::size_t r = 0; r + 1 < n; ++r) send_sum(r, loss);
-      }
-    }
+    if (n > 1)  // the ordered sum along the ranks; rank 0's shards are in sum_ already
+      combine_in_rank_order(
+          *comm_, [&](std::size_t from) { receive_sum(from, loss, flat_size(t)); },
+          [&] {
+            for (std::size_t j = 0; me > 0 && j < parts; ++j) {
+              add(sum_, local_[j]);
+              loss = loss + local_loss_[j];
+            }
+          },
+          [&](std::size_t to) { send_sum(to, loss); });
     unflatten(t, sum_, std::min(rows, count_));
     std::size_t w = 0;  // the next step's random state, the same on every rank
     for_each_rng_word(t.model(), [&](std::uint64_t& x) { x = shard_word(rng0_[w++], count_); });

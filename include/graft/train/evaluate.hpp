@@ -52,47 +52,36 @@ namespace detail {
 /// bitwise the one process's left-to-right sum; the last rank sends the totals to every rank.
 inline void reduce_evaluation(collective& comm, evaluation& ev, const std::vector<double>& totals,
                               std::size_t& correct, double& total) {
-  const std::size_t me = comm.rank(), n = comm.size();
   constexpr auto none = static_cast<std::uint64_t>(-1);
-  std::vector<std::uint64_t> counts(3 + ev.confusion.size());
-  auto pack = [&] {
-    counts[0] = correct;
-    counts[1] = ev.nonfinite;
-    counts[2] = ev.nonfinite > 0 ? ev.first_nonfinite : none;
-    std::copy(ev.confusion.begin(), ev.confusion.end(), counts.begin() + 3);
-  };
-  auto unpack = [&] {
-    correct = static_cast<std::size_t>(counts[0]);
-    ev.nonfinite = static_cast<std::size_t>(counts[1]);
-    ev.first_nonfinite = counts[2] == none ? 0 : static_cast<std::size_t>(counts[2]);
-    std::copy(counts.begin() + 3, counts.end(), ev.confusion.begin());
-  };
+  // this rank's counts: correct, nonfinite, first_nonfinite (none), then the confusion matrix
+  std::vector<std::uint64_t> mine(3 + ev.confusion.size());
+  mine[0] = correct;
+  mine[1] = ev.nonfinite;
+  mine[2] = ev.nonfinite > 0 ? ev.first_nonfinite : none;
+  std::copy(ev.confusion.begin(), ev.confusion.end(), mine.begin() + 3);
+  std::vector<std::uint64_t> counts(mine.size(), 0);  // the running value, with total
+  counts[2] = none;
   total = 0;
-  if (me > 0) {
-    std::vector<std::uint64_t> mine(counts.size());
-    pack();
-    mine = counts;
-    comm.receive(me - 1, &total, sizeof total);
-    comm.receive(me - 1, counts.data(), counts.size() * sizeof(std::uint64_t));
-    for (std::size_t i = 0; i < counts.size(); ++i)
-      if (i != 2) counts[i] += mine[i];
-    if (counts[2] == none) counts[2] = mine[2];  // earlier ranks hold the earlier samples
-    unpack();
-  }
-  for (const double t : totals) total += t;
-  pack();
-  auto send_to = [&](std::size_t r) {
-    comm.send(r, &total, sizeof total);
-    comm.send(r, counts.data(), counts.size() * sizeof(std::uint64_t));
-  };
-  if (me + 1 < n) {
-    send_to(me + 1);
-    comm.receive(n - 1, &total, sizeof total);
-    comm.receive(n - 1, counts.data(), counts.size() * sizeof(std::uint64_t));
-    unpack();
-  } else {
-    for (std::size_t r = 0; r + 1 < n; ++r) send_to(r);
-  }
+  combine_in_rank_order(
+      comm,
+      [&](std::size_t from) {
+        comm.receive(from, &total, sizeof total);
+        comm.receive(from, counts.data(), counts.size() * sizeof(std::uint64_t));
+      },
+      [&] {
+        for (const double t : totals) total += t;  // batch order, continuing the earlier ranks'
+        for (std::size_t i = 0; i < counts.size(); ++i)
+          if (i != 2) counts[i] += mine[i];
+        if (counts[2] == none) counts[2] = mine[2];  // earlier ranks hold the earlier samples
+      },
+      [&](std::size_t to) {
+        comm.send(to, &total, sizeof total);
+        comm.send(to, counts.data(), counts.size() * sizeof(std::uint64_t));
+      });
+  correct = static_cast<std::size_t>(counts[0]);
+  ev.nonfinite = static_cast<std::size_t>(counts[1]);
+  ev.first_nonfinite = counts[2] == none ? 0 : static_cast<std::size_t>(counts[2]);
+  std::copy(counts.begin() + 3, counts.end(), ev.confusion.begin());
 }
 }  // namespace detail
 

@@ -146,8 +146,8 @@ train_report fit(M& net, const data::dataset& ds, Opt opt, Options&... options) 
             throw;
           } catch (const rank_failure&) {
             throw;
-          } catch (
-              const training_error& err) {  // a non-finite loss, gradient or update diverged too
+          } catch (const training_error& err) {
+            // a non-finite loss, gradient or update diverged too
             watch.fail(net, step + 1, err.what(), rep);
           }
         } else {
